@@ -60,6 +60,21 @@ class Graph:
         self.elements[decl.name] = decl
         return decl
 
+    def __eq__(self, other):
+        """Same elements (in order, with class and configuration), connections
+        (in order) and requirements; file name, locations and defines are
+        provenance, not structure."""
+        return (isinstance(other, Graph)
+                and list(self.elements.values()) == list(other.elements.values())
+                and self.connections == other.connections
+                and self.requirements == other.requirements)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Graph(%d elements, %d connections)" % (len(self.elements),
+                                                       len(self.connections))
+
     def connect(self, src, sport, dst, dport, loc=None):
         c = Connection(src, sport, dst, dport, loc)
         if c not in self.connections:

@@ -1,0 +1,175 @@
+"""The router: an element graph and the loop that drives it.
+
+``Router(graph)`` instantiates and checks the elements of a flat graph
+(:mod:`nf.config`), wires each output to its downstream element's ``push``
+and initializes the elements in declaration order.  ``run()`` is a single
+thread event loop: readable sockets (FromDevice, the control socket), due
+timers (NAT expiry, ARP retries) and tasks (sources) are served in turn, and
+every batch is pushed through the graph to completion before the next one
+starts.  Handlers, and thus upgrades, therefore always run *between* batches,
+never in the middle of one.
+
+Signals: SIGTERM and SIGINT set a flag through a wake-up pipe; the loop
+finishes its current batch, cleans up every element (closing sockets) and
+returns.
+"""
+
+import heapq
+import os
+import select
+import signal
+import time
+
+from .args import AddressTable
+from .errors import ConfigErrors, HandlerError
+
+__all__ = ["Router"]
+
+
+class Router:
+    def __init__(self, graph, clock=time.monotonic):
+        from .config import build_elements, check_ports
+        self.graph = graph
+        self.clock = clock
+        self.addresses = AddressTable()
+        self._readers = {}
+        self._timers = []          # heap of (due, seq, interval, fn)
+        self._seq = 0
+        self._tasks = []
+        self._cleanups = []
+        self._stop = False
+        self._epoll = select.epoll()
+        self.elements, errors = build_elements(graph, router=self)
+        if not errors:
+            errors = check_ports(graph, self.elements)
+        if errors:
+            self._epoll.close()
+            raise ConfigErrors(errors)
+        for c in graph.connections:
+            self.elements[c.src]._connect_output(c.sport, self.elements[c.dst], c.dport)
+        self.initialized = False
+
+    # -- services for elements ----------------------------------------------------------
+    def add_reader(self, fd, fn):
+        self._readers[fd] = fn
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove_reader(self, fd):
+        if self._readers.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def add_timer(self, interval, fn):
+        self._seq += 1
+        heapq.heappush(self._timers, (self.clock() + interval, self._seq, interval, fn))
+
+    def add_task(self, fn):
+        self._tasks.append(fn)
+
+    def add_cleanup(self, fn):
+        """Call ``fn()`` when the router stops (after the elements are cleaned up)."""
+        self._cleanups.append(fn)
+
+    def please_stop(self):
+        self._stop = True
+
+    def element(self, name):
+        try:
+            return self.elements[name]
+        except KeyError:
+            raise HandlerError("no element named %r" % name) from None
+
+    # -- handlers by "element.handler" name ---------------------------------------------
+    def _split(self, spec):
+        name, dot, handler = spec.rpartition(".")
+        if not dot:
+            raise HandlerError("expected ELEMENT.HANDLER, got %r" % spec)
+        return self.element(name), handler
+
+    def read(self, spec):
+        e, h = self._split(spec)
+        return e.read(h)
+
+    def write(self, spec, value=""):
+        e, h = self._split(spec)
+        return e.write(h, value)
+
+    # -- life cycle ---------------------------------------------------------------------
+    def initialize(self):
+        done = []
+        try:
+            for e in self.elements.values():
+                e.initialize()
+                done.append(e)
+        except Exception:
+            for e in reversed(done):
+                e.cleanup()
+            raise
+        self.initialized = True
+
+    def run_timers(self, now):
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, seq, interval, fn = heapq.heappop(timers)
+            fn()
+            heapq.heappush(timers, (now + interval, seq, interval, fn))
+
+    def step(self, timeout=0.1):
+        """One turn of the loop: due timers, tasks, then readable sockets."""
+        now = self.clock()
+        if self._timers:
+            self.run_timers(now)
+            timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+        busy = False
+        for t in self._tasks:
+            if t():
+                busy = True
+        for fd, _ in self._epoll.poll(0 if busy else timeout):
+            fn = self._readers.get(fd)
+            if fn is not None:
+                fn()
+
+    def run(self, install_signals=True):
+        """Run until please_stop() or SIGTERM/SIGINT; then clean up."""
+        if not self.initialized:
+            self.initialize()
+        rfd = wfd = None
+        old = {}
+        if install_signals:
+            rfd, wfd = os.pipe()
+            os.set_blocking(rfd, False)
+            os.set_blocking(wfd, False)
+            self.add_reader(rfd, lambda: (os.read(rfd, 64), self.please_stop()))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                old[sig] = signal.signal(sig, lambda *_: None)
+            old_wakeup = signal.set_wakeup_fd(wfd)
+        try:
+            while not self._stop:
+                self.step()
+        finally:
+            if install_signals:
+                signal.set_wakeup_fd(old_wakeup)
+                for sig, h in old.items():
+                    signal.signal(sig, h)
+                self.remove_reader(rfd)
+                os.close(rfd)
+                os.close(wfd)
+            self.cleanup()
+
+    def cleanup(self):
+        for e in reversed(list(self.elements.values())):
+            try:
+                e.cleanup()
+            except Exception:      # cleanup must reach every element
+                pass
+        for fn in self._cleanups:
+            try:
+                fn()
+            except Exception:
+                pass
+        try:
+            self._epoll.close()
+        except OSError:
+            pass

@@ -1,0 +1,1 @@
+src :: TstSrc -> TstPass -> p :: TstPass(PARAM 1) -> TstSink

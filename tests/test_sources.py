@@ -1,0 +1,394 @@
+"""Tests for nf.elements.sources: generators driven by an injected clock, and pcap
+files checked against headers and records packed here with struct."""
+
+import inspect
+import io
+import struct
+
+import pytest
+
+from nf import headers as H
+from nf.element import Element
+from nf.elements import sources
+from nf.errors import ConfigError, HandlerError
+from nf.packet import Packet
+from nf.testing import make
+from tests import checksum_ref
+
+
+class Clock:
+    def __init__(self, t=0.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class FakeRouter:
+    """The router services sources use: tasks and please_stop."""
+
+    def __init__(self):
+        self.addresses = None
+        self.tasks, self.stops = [], 0
+
+    def add_task(self, fn):
+        self.tasks.append(fn)
+
+    def please_stop(self):
+        self.stops += 1
+
+
+def frames_out(e):
+    return [p.data for p in e.sinks[0].packets]
+
+
+def drain(e, limit=1000):
+    """Call run_task until it reports no work."""
+    for _ in range(limit):
+        if not e.run_task():
+            return
+    raise AssertionError("run_task never went idle")
+
+
+ELEMENT_CLASSES = [c for c in vars(sources).values()
+                   if inspect.isclass(c) and issubclass(c, Element) and not c.ABSTRACT]
+
+
+@pytest.mark.parametrize("cls", ELEMENT_CLASSES, ids=lambda c: c.__name__)
+def test_documented_fixed_form(cls):
+    assert cls.signature().startswith(cls.__name__)
+    assert cls.summary()
+    assert all(a.doc for a in cls.ARGS)
+    for table in (cls._read_handlers, cls._write_handlers):
+        assert all(doc for _f, doc in table.values())
+
+
+# -- InfiniteSource ------------------------------------------------------------------------
+
+def test_infinite_source_limit_and_burst():
+    s = make("InfiniteSource", "\\<0800 4500>, 5, 2")
+    sizes = []
+    while s.run_task():
+        sizes.append(len(s.sinks[0].packets))
+    assert sizes == [2, 4, 5]
+    assert frames_out(s) == [b"\x08\x00\x45\x00"] * 5
+    assert s.read("count") == "5"
+    assert not s.run_task()
+    s.write("reset")
+    assert s.run_task() and s.read("count") == "2"
+
+
+def test_infinite_source_packets_are_independent_copies():
+    s = make("InfiniteSource", "DATA abc, LIMIT 2, BURST 2")
+    s.run_task()
+    a, b = s.sinks[0].packets
+    a.buf[0] = 0x7A
+    assert b.data == b"abc"
+    s.write("reset")
+    s.run_task()
+    assert frames_out(s)[2:] == [b"abc", b"abc"]
+
+
+def test_infinite_source_default_data_and_timestamp():
+    s = make("InfiniteSource", "LIMIT 1")
+    s.wallclock = lambda: 1234.5
+    s.run_task()
+    (p,) = s.sinks[0].packets
+    assert len(p) >= 64 and p.ts == 1234.5
+
+
+def test_infinite_source_handlers():
+    s = make("InfiniteSource", "x, LIMIT 3, BURST 10, ACTIVE false")
+    assert s.read("active") == "false"
+    assert not s.run_task() and s.read("count") == "0"
+    s.write("active", "true")
+    s.write("limit", "4")
+    assert s.read("limit") == "4"
+    s.run_task()
+    assert s.read("count") == "4"
+    s.write("burstsize", "1")
+    s.write("limit", "-1")
+    s.run_task()
+    assert s.read("count") == "5"
+    with pytest.raises(HandlerError, match="expected integer"):
+        s.write("limit", "lots")
+
+
+def test_infinite_source_data_syntax_and_datasize():
+    s = make("InfiniteSource", 'DATA "a\\tb\\x41\\101\\0" \\<ff>, DATASIZE 14, LIMIT 1')
+    s.run_task()
+    assert frames_out(s) == [b"a\tbAA\x00 \xffa\tbAA\x00"]
+    with pytest.raises(ConfigError, match="hex digits"):
+        make("InfiniteSource", "\\<0g>")
+    with pytest.raises(ConfigError, match="BURST: expected at least 1"):
+        make("InfiniteSource", "x, 1, 0")
+
+
+def test_infinite_source_registers_task_and_stops_router():
+    router = FakeRouter()
+    s = make("InfiniteSource", "x, LIMIT 2, BURST 5, STOP true", router=router)
+    assert router.tasks == [s.run_task]
+    assert router.tasks[0]()
+    assert not router.tasks[0]() and not router.tasks[0]()
+    assert router.stops == 1
+
+
+def test_infinite_source_golden_frame():
+    frame = H.ether("00:00:00:00:00:02", "00:00:00:00:00:01", H.ETHERTYPE_IP,
+                    H.udp("10.0.0.1", "10.0.0.2", 9, 9, b"x" * 18))
+    s = make("InfiniteSource", "\\<%s>, 3, 3" % frame.hex())
+    s.run_task()
+    assert frames_out(s) == [frame] * 3
+    assert H.verify(frames_out(s)[0]) == [] and checksum_ref.l4_ok(frames_out(s)[0])
+
+
+# -- RatedSource ---------------------------------------------------------------------------
+
+def test_rated_source_emits_what_is_due():
+    s = make("RatedSource", "x, 100")
+    s.clock = Clock(50.0)
+    assert s.run_task() and s.read("count") == "1"       # first packet at once
+    assert not s.run_task()
+    s.clock.t = 50.5
+    drain(s)
+    assert s.read("count") == "51"
+    s.clock.t = 55.0                                      # a late run catches up
+    drain(s)
+    assert s.read("count") == "501"
+    assert len(s.sinks[0].packets) == 501
+
+
+def test_rated_source_limit_rate_handler_and_stop():
+    router = FakeRouter()
+    s = make("RatedSource", "RATE 10, LIMIT 15, STOP true", router=router)
+    s.clock = Clock(0.0)
+    s.run_task()
+    s.clock.t = 1.0
+    drain(s)
+    assert s.read("count") == "11"
+    s.write("rate", "1000")
+    assert s.read("rate") == "1000"
+    s.clock.t = 1.002                       # pacing restarts: 1 now, 2 more by 2 ms
+    drain(s)
+    assert s.read("count") == "12"
+    s.clock.t = 1.004
+    drain(s)
+    assert s.read("count") == "14"
+    s.clock.t = 9.0
+    drain(s)
+    assert s.read("count") == "15" and router.stops == 1
+    with pytest.raises(HandlerError, match="positive"):
+        s.write("rate", "0")
+
+
+def test_rated_source_inactive_does_not_catch_up():
+    s = make("RatedSource", "x, 10, ACTIVE false")
+    s.clock = Clock(0.0)
+    assert not s.run_task()
+    s.clock.t = 100.0
+    s.write("active", "true")
+    s.run_task()
+    assert s.read("count") == "1"
+
+
+# -- pcap: hand-built files --------------------------------------------------------------------
+
+def pcap_bytes(records, endian="<", nano=False, linktype=1, magic=None):
+    """A classic pcap file built field by field: records are (sec, frac, data)."""
+    if magic is None:
+        magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = struct.pack(endian + "I", magic)
+    out += struct.pack(endian + "HH", 2, 4)
+    out += struct.pack(endian + "iI", 0, 0)
+    out += struct.pack(endian + "II", 65535, linktype)
+    for sec, frac, data in records:
+        out += struct.pack(endian + "IIII", sec, frac, len(data), len(data)) + data
+    return out
+
+
+FRAME1 = H.ether("00:00:00:00:00:02", "00:00:00:00:00:01", H.ETHERTYPE_IP,
+                 H.tcp("10.0.0.1", "10.0.1.1", 1234, 80, b"data", flags=H.TCP_SYN))
+FRAME2 = H.ether("00:00:00:00:00:01", "00:00:00:00:00:02", H.ETHERTYPE_IP,
+                 H.udp("10.0.1.1", "10.0.0.1", 53, 5353, b"answer"))
+FRAME3 = H.ether("00:00:00:00:00:02", "00:00:00:00:00:01", H.ETHERTYPE_IP,
+                 H.icmp_echo("10.0.0.1", "10.0.1.1", 1, 2, b"ping"))
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def read_all(path, config=""):
+    e = make("FromDump", path + ("," + config if config else ""))
+    e.log = io.StringIO()
+    drain(e)
+    return e
+
+
+@pytest.mark.parametrize("endian,nano", [("<", False), (">", False), ("<", True),
+                                         (">", True)])
+def test_from_dump_reads_hand_built_files(tmp_path, endian, nano):
+    scale = 10 ** 9 if nano else 10 ** 6
+    recs = [(1700000000, 123 * scale // 1000, FRAME1), (1700000001, 0, FRAME2),
+            (1700000001, scale - 1, FRAME3)]
+    path = write(tmp_path, "t.pcap", pcap_bytes(recs, endian, nano))
+    e = read_all(path)
+    packets = e.sinks[0].packets
+    assert [p.data for p in packets] == [FRAME1, FRAME2, FRAME3]
+    for p, (sec, frac, _) in zip(packets, recs):
+        assert p.ts == pytest.approx(sec + frac / scale, abs=1e-6)
+        assert p.off == 0 and p.nh == -1
+    assert all(H.verify(p.data) == [] for p in packets)
+    assert e.read("count") == "3" and e.read("filename") == path
+    assert e.log.getvalue() == "" and e.last_error is None
+
+
+def test_from_dump_raw_ip_sets_network_header(tmp_path):
+    ip = H.udp("10.0.0.1", "10.0.0.2", 1, 2, b"raw")
+    e = read_all(write(tmp_path, "raw.pcap", pcap_bytes([(1, 0, ip)], linktype=101)))
+    (p,) = e.sinks[0].packets
+    assert p.data == ip and p.nh == 0
+    assert checksum_ref.ip_ok(p.data, 0) and checksum_ref.l4_ok(p.data, 0)
+
+
+def test_from_dump_burst_and_active(tmp_path):
+    recs = [(i, 0, FRAME2) for i in range(5)]
+    e = make("FromDump", write(tmp_path, "b.pcap", pcap_bytes(recs)) + ", BURST 2, ACTIVE false")
+    assert not e.run_task()
+    e.write("active", "true")
+    assert e.run_task() and e.read("count") == "2"
+    drain(e)
+    assert e.read("count") == "5"
+
+
+@pytest.mark.parametrize("keep,message", [
+    (6, "truncated record header (6 of 16 bytes)"),
+    (16 + 40, "truncated packet data (40 of %d bytes)" % len(FRAME3)),
+    (16, "truncated packet data (0 of %d bytes)" % len(FRAME3)),
+])
+def test_from_dump_truncated_last_record(tmp_path, keep, message):
+    content = pcap_bytes([(1, 0, FRAME1), (2, 0, FRAME2), (3, 0, FRAME3)])
+    third = len(content) - (16 + len(FRAME3))
+    path = write(tmp_path, "cut.pcap", content[:third + keep])
+    e = read_all(path)
+    assert frames_out(e) == [FRAME1, FRAME2]
+    assert e.last_error == "%s: record 3: %s" % (path, message)
+    assert e.last_error in e.log.getvalue()
+    assert not e.run_task()                 # reading has stopped, quietly
+
+
+def test_from_dump_corrupt_length_and_stop(tmp_path):
+    content = bytearray(pcap_bytes([(1, 0, FRAME1), (2, 0, FRAME2)]))
+    second = 24 + 16 + len(FRAME1)
+    struct.pack_into("<I", content, second + 8, 0x7FFFFFFF)
+    router = FakeRouter()
+    e = make("FromDump", write(tmp_path, "bad.pcap", bytes(content)) + ", STOP true",
+             router=router)
+    e.log = io.StringIO()
+    drain(e)
+    assert frames_out(e) == [FRAME1]
+    assert "record 2: captured length 2147483647" in e.last_error
+    assert router.stops == 1 and router.tasks == [e.run_task]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "not a pcap file"),
+    (b"\x00" * 24, "not a pcap file (magic 0x00000000"),
+    (struct.pack("<I", 0x0A0D0D0A) + b"\0" * 40, "pcapng format is not supported"),
+    (pcap_bytes([])[:20], "truncated global header (20 of 24 bytes)"),
+    (pcap_bytes([], linktype=105), "unsupported link type 105"),
+])
+def test_from_dump_bad_header_is_a_config_error(tmp_path, content, message):
+    path = write(tmp_path, "h.pcap", content)
+    with pytest.raises(ConfigError) as info:
+        make("FromDump", path)
+    assert path in str(info.value) and message in str(info.value)
+
+
+def test_from_dump_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="No such file"):
+        make("FromDump", str(tmp_path / "absent.pcap"))
+
+
+def test_from_dump_timing_replays_original_spacing(tmp_path):
+    recs = [(100, 0, FRAME1), (100, 500000, FRAME2), (101, 0, FRAME3)]
+    e = make("FromDump", write(tmp_path, "t.pcap", pcap_bytes(recs)) + ", TIMING true")
+    e.clock = Clock(20.0)
+    assert e.run_task() and e.read("count") == "1"
+    e.clock.t = 20.4
+    assert not e.run_task()
+    e.clock.t = 20.5
+    assert e.run_task() and e.read("count") == "2"
+    e.clock.t = 30.0
+    drain(e)
+    assert frames_out(e) == [FRAME1, FRAME2, FRAME3]
+
+
+# -- ToDump ------------------------------------------------------------------------------------
+
+def push_frames(e, frames, tss):
+    batch = []
+    for f, ts in zip(frames, tss):
+        batch.append(Packet(bytearray(f), 0, ts))
+    e.push(0, batch)
+
+
+def parse_pcap(content):
+    """Independent reader for what ToDump writes (little-endian)."""
+    magic, major, minor, _zone, _sig, snap, link = struct.unpack_from("<IHHiIII", content)
+    recs, i = [], 24
+    while i < len(content):
+        sec, frac, cap, orig = struct.unpack_from("<IIII", content, i)
+        recs.append((sec, frac, orig, content[i + 16:i + 16 + cap]))
+        i += 16 + cap
+    return (magic, major, minor, snap, link), recs
+
+
+def test_to_dump_writes_golden_file(tmp_path):
+    path = str(tmp_path / "out.pcap")
+    e = make("ToDump", path)
+    push_frames(e, [FRAME1, FRAME2], [1700000000.25, 1700000001.000001])
+    e.cleanup()
+    header, recs = parse_pcap(open(path, "rb").read())
+    assert header == (0xA1B2C3D4, 2, 4, 2000, 1)
+    assert recs == [(1700000000, 250000, len(FRAME1), FRAME1),
+                    (1700000001, 1, len(FRAME2), FRAME2)]
+    assert e.read("count") == "2" and e.read("filename") == path
+    assert frames_out(e) == [FRAME1, FRAME2]          # passed on to output 0
+
+
+def test_to_dump_snaplen_encap_and_missing_timestamp(tmp_path):
+    path = str(tmp_path / "ip.pcap")
+    e = make("ToDump", path + ", 20, IP")
+    e.wallclock = lambda: 42.5
+    ip = H.tcp("10.0.0.1", "10.0.0.2", 1, 2, b"z" * 30)
+    push_frames(e, [ip], [0.0])
+    e.cleanup()
+    header, recs = parse_pcap(open(path, "rb").read())
+    assert header[3:] == (20, 101)
+    assert recs == [(42, 500000, len(ip), ip[:20])]
+
+
+def test_to_dump_errors(tmp_path):
+    with pytest.raises(ConfigError, match="ENCAP: expected ETHER or IP"):
+        make("ToDump", str(tmp_path / "x.pcap") + ", ENCAP FDDI")
+    with pytest.raises(ConfigError, match="No such file"):
+        make("ToDump", str(tmp_path / "no" / "dir.pcap"))
+
+
+@pytest.mark.parametrize("config", ["", "NANO true", "ENCAP IP"])
+def test_to_dump_from_dump_round_trip(tmp_path, config):
+    path = str(tmp_path / "rt.pcap")
+    frames = [FRAME1, FRAME2, FRAME3, FRAME1[:60]]
+    tss = [1700000000.123456, 1700000000.5, 1700000007.000001, 1700000008.999999]
+    out = make("ToDump", path + ("," + config if config else ""))
+    push_frames(out, frames[:2], tss[:2])
+    push_frames(out, frames[2:], tss[2:])
+    out.cleanup()
+    back = read_all(path)
+    packets = back.sinks[0].packets
+    assert [p.data for p in packets] == frames
+    assert [round(p.ts * 1e6) for p in packets] == [round(t * 1e6) for t in tss]
+    assert all(p.nh == (0 if "IP" in config else -1) for p in packets)

@@ -1,0 +1,73 @@
+"""The NF as a Mininet node.
+
+``NFNode`` is a Mininet ``Node`` whose ``config()`` prepares its interfaces the
+way a userspace NF needs them -- no IP address (the NF owns its addresses, so
+the node's kernel must not answer ARP or send RSTs for them), ip_forward off,
+IPv6 off, offloads off -- and starts ``clickup nf run`` on the given Click
+config with a control socket; ``terminate()`` stops that process (SIGTERM,
+then SIGKILL by PID) before the node goes.
+
+    net.addHost('nf', cls=NFNode, nfconfig='configs/nat.click',
+                defines={'in_if': 'nf-eth0', 'out_if': 'nf-eth1'})
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mininet.node import Node
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class NFNode(Node):
+    def __init__(self, name, nfconfig=None, defines=None, control=None, **params):
+        super().__init__(name, **params)
+        self.nfconfig = nfconfig or os.path.join(ROOT, "configs", "nat.click")
+        self.defines = dict(defines or {})
+        self.control = control or "/tmp/clickup-%s-%d.sock" % (name, os.getpid())
+        self.nfproc = None
+
+    def config(self, **params):
+        r = super().config(**params)
+        self.cmd("sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1")
+        for intf in self.intfList():
+            if intf.name == "lo":
+                continue
+            self.cmd("ip addr flush dev %s" % intf.name)
+            self.cmd("ethtool -K %s tx off gro off >/dev/null 2>&1" % intf.name)
+        self.start_nf()
+        return r
+
+    def start_nf(self, timeout=10.0):
+        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run", self.nfconfig,
+               "--control", self.control]
+        for k, v in self.defines.items():
+            cmd += ["-d", "%s=%s" % (k, v)]
+        self.nfproc = self.popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        deadline = time.time() + timeout
+        while not os.path.exists(self.control):
+            if self.nfproc.poll() is not None:
+                raise RuntimeError("the NF on %s failed to start:\n%s"
+                                   % (self.name, self.nfproc.stderr.read().decode()))
+            if time.time() > deadline:
+                raise RuntimeError("the NF on %s did not open %s" % (self.name, self.control))
+            time.sleep(0.05)
+
+    def stop_nf(self):
+        p, self.nfproc = self.nfproc, None
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def terminate(self):
+        self.stop_nf()
+        super().terminate()
