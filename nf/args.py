@@ -91,11 +91,15 @@ class AddressTable:
 
     ``NAME`` gives the IP address (or prefix, or Ethernet address, by the type
     asked for).  ``IFNAME:eth`` reads a device's Ethernet address from sysfs,
-    as userlevel Click does.
+    as userlevel Click does.  An ``offline`` table (used when a config is only
+    checked, not run) lets a missing device stand as 00:00:00:00:00:00 and
+    lists it in ``unresolved``: the device need exist only where the NF runs.
     """
 
-    def __init__(self):
+    def __init__(self, offline=False):
         self.ip, self.prefix, self.eth = {}, {}, {}
+        self.offline = offline
+        self.unresolved = []
 
     def add(self, name, value_words):
         for w in value_words:
@@ -121,12 +125,14 @@ class AddressTable:
             raise ValueError("AddressInfo %s: %r is not an IP address, prefix or Ethernet "
                              "address" % (name, w))
 
-    @staticmethod
-    def device_mac(ifname):
+    def device_mac(self, ifname):
         try:
             with open("/sys/class/net/%s/address" % ifname) as f:
                 return netutil.parse_mac(f.read())
         except OSError:
+            if self.offline:
+                self.unresolved.append(ifname)
+                return bytes(6)
             raise ValueError("no network device %r to read an Ethernet address from "
                              "(is the interface up in this namespace?)" % ifname) from None
 
@@ -213,7 +219,7 @@ def _eth(t, a=None):
     if a is not None and t in a.eth:
         return a.eth[t]
     if t.endswith(":eth"):
-        return AddressTable.device_mac(t[:-4])
+        return (a if a is not None else AddressTable()).device_mac(t[:-4])
     try:
         return netutil.parse_mac(t)
     except ValueError:

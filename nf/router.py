@@ -28,7 +28,7 @@ __all__ = ["Router"]
 
 class Router:
     def __init__(self, graph, clock=time.monotonic):
-        from .config import build_elements, check_ports
+        from .config import build_elements, check
         self.graph = graph
         self.clock = clock
         self.addresses = AddressTable()
@@ -41,7 +41,7 @@ class Router:
         self._epoll = select.epoll()
         self.elements, errors = build_elements(graph, router=self)
         if not errors:
-            errors = check_ports(graph, self.elements)
+            errors = check(graph, self.elements)
         if errors:
             self._epoll.close()
             raise ConfigErrors(errors)

@@ -77,12 +77,11 @@ def test_checkipheader_trims_link_padding_to_ip_length():
     assert [p.data for p in good] == [frame]
 
 
-def test_checkipheader_keeps_annotation_absolute_after_strip():
+def test_checkipheader_offset_counts_from_data_start_not_buffer_start():
     frame = eth(H.udp(A, B, 1, 2, b"abc"))
-    p = Packet(bytearray(frame), off=0)
-    p.off = 0
+    p = Packet(bytearray(bytes(8) + frame), off=8)       # 8 bytes of headroom
     _, (good, _) = through("CheckIPHeader", "OFFSET 14", [p])
-    assert good[0].nh == 14 and good[0].ip_offset == 14
+    assert good[0].nh == 22 and good[0].ip_offset == 14 and good[0].data == frame
 
 
 BAD_HEADERS = [
@@ -244,9 +243,10 @@ def test_decipttl_checksum_equals_full_recompute_for_many_headers():
     frames = []
     for ttl in range(2, 256):
         for _ in range(4):
+            unicast_src = bytes([rnd.randrange(1, 224)]) + rnd.randbytes(3)
             frames.append(eth(ip_header_fields(ttl=ttl, ident=rnd.randrange(65536),
                                                tos=rnd.randrange(256), proto=rnd.randrange(256),
-                                               src=rnd.randbytes(4), dst=rnd.randbytes(4))))
+                                               src=unicast_src, dst=rnd.randbytes(4))))
     _, (out, expired) = through("DecIPTTL", "", checked(frames))
     assert len(out) == len(frames) and expired == []
     for before, p in zip(frames, out):
@@ -272,7 +272,7 @@ def test_decipttl_checksum_corners(case):
         hdr[10:12] = struct.pack("!H", rfc1071(hdr))
         assert hdr[10:12] == b"\0\0"
     elif case == "zero after":            # checksum becomes 0x0000 after it
-        hdr = bytearray(_header_with_sum(0xFFFF + 0x100 - 0xFFFF, 9))
+        hdr = bytearray(_header_with_sum(0x0100, 9))     # minus 0x0100 leaves 0xFFFF
         hdr[10:12] = struct.pack("!H", rfc1071(hdr))
     else:                                 # 0xFFFF: the other zero of one's complement
         hdr = bytearray(_header_with_sum(0xFFFF, 9))
@@ -322,6 +322,10 @@ def test_getipaddress_sets_destination_annotation():
     assert out[0].dst_ip == bytes([192, 168, 1, 2]) and out[0].data == pkt
     _, (out,) = through("GetIPAddress", "12", [pkt])
     assert out[0].dst_ip == bytes([10, 0, 0, 1])
+    _, (out,) = through("GetIPAddress", "16", [pkt[:19]])
+    assert out == []                                    # no address to read: dropped
+    with pytest.raises(ConfigError, match="OFFSET"):
+        make("GetIPAddress", "")
 
 
 # -- checksum setters -------------------------------------------------------------------
@@ -341,8 +345,7 @@ def test_setipchecksum_recomputes_header_checksum():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 1400])
 def test_settcpchecksum_recomputes(n):
-    frame = eth(H.tcp(A, B, 4000, 80, bytes(range(256)) * 6 + b"abc"[:0] if n == 1400
-                      else b"q" * n))
+    frame = eth(H.tcp(A, B, 4000, 80, bytes(i % 251 for i in range(n))))
     bad = _zeroed(frame, 14 + 20 + 16)
     _, (out,) = through("SetTCPChecksum", "", checked([bad]))
     assert [p.data for p in out] == [frame]
@@ -376,12 +379,12 @@ def test_checksum_setters_pass_fragments_and_drop_other_protocols():
 
 # -- robustness -------------------------------------------------------------------------
 
-ELEMENTS = [("CheckIPHeader", "14"), ("CheckIPHeader", ""), ("CheckTCPHeader", ""),
+ALL_IP_ELEMENTS = [("CheckIPHeader", "14"), ("CheckIPHeader", ""), ("CheckTCPHeader", ""),
             ("CheckUDPHeader", ""), ("DecIPTTL", ""), ("GetIPAddress", "16"),
             ("SetIPChecksum", ""), ("SetTCPChecksum", ""), ("SetUDPChecksum", "")]
 
 
-@pytest.mark.parametrize("cls,config", ELEMENTS)
+@pytest.mark.parametrize("cls,config", ALL_IP_ELEMENTS)
 def test_truncated_packets_never_raise(cls, config):
     frames = [eth(H.tcp(A, B, 1, 2, b"tcp payload")), eth(H.udp(A, B, 1, 2, b"udp!")),
               eth(ip_header_fields(vhl=0x4F, length=60))]

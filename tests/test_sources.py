@@ -392,3 +392,23 @@ def test_to_dump_from_dump_round_trip(tmp_path, config):
     assert [p.data for p in packets] == frames
     assert [round(p.ts * 1e6) for p in packets] == [round(t * 1e6) for t in tss]
     assert all(p.nh == (0 if "IP" in config else -1) for p in packets)
+
+
+# -- with the real router ----------------------------------------------------------------------
+
+def test_sources_in_a_router_until_stop(tmp_path):
+    from nf.config import parse_string
+    from nf.router import Router
+    path = tmp_path / "run.pcap"
+    config = """
+        AddressInfo(me 10.0.0.1);
+        src :: InfiniteSource(\\<%s>, LIMIT 10, BURST 4, STOP true)
+            -> c :: Counter -> t :: Tee(2);
+        t[0] -> ToDump(%s) -> Discard;
+        t[1] -> d :: Discard;
+    """ % (FRAME2.hex(), path)
+    router = Router(parse_string(config))
+    router.run(install_signals=False)
+    assert router.read("c.count") == "10" and router.read("d.count") == "10"
+    e = read_all(str(path))
+    assert frames_out(e) == [FRAME2] * 10

@@ -128,9 +128,37 @@ def test_counter_refuses_bad_or_future_state():
         c.import_state({"count": 1, "byte_count": 1}, 2)
 
 
-def test_counter_has_no_keywords():
-    with pytest.raises(ConfigError, match="unknown keyword COUNT_CALL"):
-        make("Counter", "COUNT_CALL 10 x.reset")
+class HandlerRouter:
+    """Records handler writes, as Router.write("element.handler", value) does them."""
+
+    addresses = None
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, spec, value=""):
+        self.writes.append((spec, value))
+
+
+def test_counter_count_calls_fire_once_per_threshold():
+    router = HandlerRouter()
+    c = make("Counter", "COUNT_CALL 3 src.active false, BYTE_COUNT_CALL 100 log.mark",
+             router=router)
+    run(c, [b"x" * 60] * 2)
+    assert router.writes == [("log.mark", "")]
+    run(c, [b"x"])
+    run(c, [b"x"] * 5)
+    assert router.writes == [("log.mark", ""), ("src.active", "false")]
+    c.write("reset")
+    run(c, [b"x"] * 3)
+    assert router.writes[2:] == [("src.active", "false")]
+
+
+def test_counter_rejects_bad_count_call():
+    with pytest.raises(ConfigError, match="COUNT_CALL: expected N ELEMENT.HANDLER"):
+        make("Counter", "COUNT_CALL ten x.reset")
+    with pytest.raises(ConfigError, match="unknown keyword RATE"):
+        make("Counter", "RATE 5")
 
 
 def test_average_counter_rate_over_the_span():

@@ -30,7 +30,7 @@ def build_elements(graph, router=None):
     declaration order, list of ConfigError)."""
     table = getattr(router, "addresses", None) if router is not None else None
     if table is None:
-        table = AddressTable()
+        table = AddressTable(offline=router is None)   # checking only: devices may be elsewhere
     decls = list(graph.elements.values())
     errors, classes = [], {}
     for i, d in enumerate(decls):

@@ -47,10 +47,11 @@ def parse_string(text, filename="<config>", defines=None):
     overrides = {k.lstrip("$"): str(v) for k, v in (defines or {}).items()}
     flattener = _Flattener(source, overrides)
     graph = flattener.run(statements)
-    if len(flattener.errors) == 1:
-        raise flattener.errors[0]
-    if flattener.errors:
-        raise ConfigErrors(flattener.errors)
+    errors = sorted(flattener.errors, key=lambda e: (e.loc.line, e.loc.col))
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
     return graph
 
 
@@ -104,10 +105,11 @@ class _Level:
     are ('R', name, port) for real elements or ('P', 'input'|'output', port) for
     the body's own pseudo-elements, and the body's port counts."""
 
-    __slots__ = ("decls", "edges", "ninputs", "noutputs")
+    __slots__ = ("decls", "edges", "ninputs", "noutputs", "broken")
 
     def __init__(self, decls, edges, ninputs, noutputs):
         self.decls, self.edges, self.ninputs, self.noutputs = decls, edges, ninputs, noutputs
+        self.broken = False     # errors inside: its port counts may be wrong
 
 
 class _Body:
@@ -140,6 +142,7 @@ class _Flattener:
     def __init__(self, source, overrides):
         self.source, self.overrides = source, overrides
         self.errors, self._reported = [], set()
+        self.reports = 0        # every report, repeats included: tells a body had errors
         self.requirements = []
 
     # -- errors -------------------------------------------------------------------------
@@ -148,6 +151,7 @@ class _Flattener:
 
     def report(self, message, loc):
         """Record an error once (a compound's body is walked once per instance)."""
+        self.reports += 1
         key = (str(loc), message)
         if key not in self._reported:
             self._reported.add(key)
@@ -162,8 +166,9 @@ class _Flattener:
         graph = Graph(self.source.filename)
         for decl in level.decls:
             graph.add_element(decl)
-        seen = set()            # Graph.connect's own duplicate test is linear: avoid it
-        for src, dst, loc in level.edges:
+        # in the order they were written; Graph.connect's duplicate test is linear
+        seen = set()
+        for src, dst, loc in sorted(level.edges, key=lambda e: (e[2].line, e[2].col)):
             conn = Connection(src[1], src[2], dst[1], dst[2], loc)
             if conn not in seen:
                 seen.add(conn)
@@ -236,6 +241,7 @@ class _Flattener:
 
     # -- one body -----------------------------------------------------------------------
     def instantiate(self, statements, env, classes, prefix, owner):
+        before = self.reports
         body = _Body(owner)
         for st in statements:
             if isinstance(st, ClassDef):
@@ -251,7 +257,9 @@ class _Flattener:
                         self.requirements.append(req)
         body.name_anonymous()
         ninputs, noutputs = self.pseudo_ports(body)
-        return self.expand_body(body, env, prefix, ninputs, noutputs)
+        level = self.expand_body(body, env, prefix, ninputs, noutputs)
+        level.broken = self.reports > before
+        return level
 
     def define_class(self, st, classes, env):
         if isinstance(st.target, CompoundDef):
@@ -372,7 +380,8 @@ class _Flattener:
                 subs[i] = sub
                 if sub is not None:
                     decls.extend(sub.decls)
-                    edges.extend((_tunnel(s, i), _tunnel(d, i), loc) for s, d, loc in sub.edges)
+                    edges.extend((_tunnel(s, i), _tunnel(d, i), loc, False)
+                                 for s, d, loc in sub.edges)
             else:
                 decls.append(ElementDecl(prefix + local.name, local.cls, config,
                                          self.loc(local.pos)))
@@ -381,7 +390,7 @@ class _Flattener:
             a = self.end(body, subs, src, sport, prefix, OUT, loc)
             b = self.end(body, subs, dst, dport, prefix, IN, loc)
             if a is not None and b is not None:
-                edges.append((a, b, loc))
+                edges.append((a, b, loc, True))
         return _Level(decls, _splice(edges), ninputs, noutputs)
 
     def end(self, body, subs, idx, port, prefix, side, loc):
@@ -397,6 +406,8 @@ class _Flattener:
             return None
         have = sub.ninputs if side == IN else sub.noutputs
         if port >= have:
+            if sub.broken:          # already reported inside; its ports are unreliable
+                return None
             if have == 0:
                 msg = "compound '%s' has no %s but is used with an %s connection" % (
                     local.cls.display, side, side)
@@ -463,23 +474,30 @@ def _splice(edges):
     """Follow every connection that starts at a real port (or this body's
     'input') through compound tunnels to the real ports (or 'output') it
     reaches.  Tunnel ends nobody connects to drop their inner connections, as
-    in Click."""
+    in Click.
+
+    ``edges`` are (src, dst, loc, own): ``own`` is true for this body's own
+    connections, false for those from inside compounds.  A spliced connection
+    takes the location of the first own connection on its path: that is the
+    line the user wrote at this level (``c -> a``), not the compound's body.
+    """
     onward = {}
-    for src, dst, loc in edges:
+    for src, dst, loc, own in edges:
         if src[0] in "IO":
-            onward.setdefault(src, []).append(dst)
+            onward.setdefault(src, []).append((dst, loc, own))
     out = []
-    for src, dst, loc in edges:
+    for src, dst, loc, own in edges:
         if src[0] in "IO":
             continue
-        stack, seen = [dst], set()
+        stack, seen = [(dst, loc, own)], set()
         while stack:
-            end = stack.pop()
+            end, where, mine = stack.pop()
             if end[0] in "RP":
-                out.append((src, end, loc))
+                out.append((src, end, where))
             elif end not in seen:
                 seen.add(end)
-                stack.extend(reversed(onward.get(end, ())))
+                stack.extend((nxt, where if mine or not nxt_own else nxt_loc, mine or nxt_own)
+                             for nxt, nxt_loc, nxt_own in reversed(onward.get(end, ())))
     return out
 
 

@@ -194,13 +194,13 @@ def _lex_config(source, open_pos):
     pieces, segs, clean_len = [], [], 0
     depth, copy_from, pos = 1, open_pos + 1, open_pos + 1
 
-    def copy(upto, start=None):
+    def copy(upto):
+        """Keep the text from ``copy_from`` up to ``upto``."""
         nonlocal clean_len
-        start = copy_from if start is None else start
-        if upto > start:
-            segs.append((clean_len, start))
-            pieces.append(text[start:upto])
-            clean_len += upto - start
+        if upto > copy_from:
+            segs.append((clean_len, copy_from))
+            pieces.append(text[copy_from:upto])
+            clean_len += upto - copy_from
 
     while True:
         m = _CONFIG_SPECIAL.search(text, pos)

@@ -188,9 +188,9 @@ class _Parser:
         names = [self.next()]
         while self.accept(","):
             names.append(self.expect("ident", "an element name", "','"))
-        colons = self.expect("::", "'::' and a class", "element names '%s'"
-                             % ", ".join(n.value for n in names))
-        cls, cls_pos = self.element_class(colons)
+        self.expect("::", "'::' and a class", "element names '%s'"
+                    % ", ".join(n.value for n in names))
+        cls, cls_pos = self.element_class()
         config = self.optional_config()
         after = self.peek()
         if after.kind in ("->", "["):
@@ -232,9 +232,8 @@ class _Parser:
         t = self.next()
         if t.kind == "ident" and t.value not in KEYWORDS:
             item.pos, item.name = t.pos, t.value
-            colons = self.accept("::")
-            if colons is not None:
-                cls, cls_pos = self.element_class(colons)
+            if self.accept("::") is not None:
+                cls, cls_pos = self.element_class()
                 item.decl = Decl([(t.value, t.pos)], cls, cls_pos, self.optional_config())
             else:
                 item.config = self.optional_config()
@@ -259,7 +258,7 @@ class _Parser:
         self.expect("]", "']'", "port number %s" % t.value)
         return int(t.value), lb.pos
 
-    def element_class(self, colons):
+    def element_class(self):
         t = self.next()
         if t.kind == "ident" and t.value not in KEYWORDS:
             return t.value, t.pos

@@ -18,11 +18,10 @@ previous primitive, so that Click's abbreviations ('src port 80 or 81') work.
 """
 
 import re
-import socket
 
 from ..args import parse_value, unquote
-from ..netutil import ip_str
 from ..element import Arg, Element, read_handler
+from ..netutil import ip_str
 
 __all__ = ["Classifier", "IPClassifier", "IPFilter", "parse_ip_pattern",
            "parse_classifier_pattern"]
@@ -46,6 +45,11 @@ class Cmp(tuple):
     def __new__(cls, base, off, size, shift, mask, op, lo, hi=None):
         return tuple.__new__(cls, ("cmp", base, off, size, shift, mask, op, lo,
                                    lo if hi is None else hi))
+
+
+def Need(base, nbytes):
+    """Leaf test: the packet holds ``nbytes`` bytes from ``base`` (a whole header part)."""
+    return ("need", base, nbytes)
 
 
 def And(*items):
@@ -99,8 +103,8 @@ def simplify(node):
 
 
 def uses_base(node, base):
-    if node[0] == "cmp":
-        return node.base == base
+    if node[0] in ("cmp", "need"):
+        return node[1] == base
     return node[0] != "const" and any(uses_base(x, base) for x in node[1:])
 
 
@@ -154,6 +158,8 @@ def emit(node):
         return "True" if node[1] else "False"
     if tag == "cmp":
         return "(%s and %s)" % (_guard(node.base, node.off + node.size), _test(node))
+    if tag == "need":
+        return "(%s)" % _guard(node[1], node[2])
     if tag == "not":
         return "(not %s)" % emit(node[1])
     if tag == "or":
@@ -169,8 +175,10 @@ def emit(node):
     for x in node[1:]:
         if x[0] == "cmp":
             ends[x.base] = max(ends.get(x.base, 0), x.off + x.size)
+        elif x[0] == "need":
+            ends[x[1]] = max(ends.get(x[1], 0), x[2])
     parts = [_guard(base, end) for base, end in ends.items()]
-    parts += [_test(x) if x[0] == "cmp" else emit(x) for x in node[1:]]
+    parts += [_test(x) if x[0] == "cmp" else emit(x) for x in node[1:] if x[0] != "need"]
     return "(%s)" % " and ".join(parts)
 
 
@@ -225,7 +233,7 @@ def _render_value(c, v):
     if c.base == "d":
         return "0x%0*x" % (2 * c.size, v)
     if c.base == "i" and c.size == 4 and not c.shift:      # addresses and netmasks
-        return socket.inet_ntoa(v.to_bytes(4, "big"))
+        return ip_str(v.to_bytes(4, "big"))
     return "%d" % v
 
 
@@ -244,6 +252,8 @@ def render(node, top=True):
         if c.op == "in":
             return "%s in %s-%s" % (field, _render_value(c, c.lo), _render_value(c, c.hi))
         return "%s %s %s" % (field, c.op, _render_value(c, c.lo))
+    if tag == "need":
+        return "len(%s) >= %d" % (_BASE_NAMES[node[1]], node[2])
     if tag == "not":
         return "not (%s)" % render(node[1])
     if tag == "if":
@@ -373,7 +383,8 @@ _FIRST_FRAGMENT = Cmp("i", 6, 2, 0, 0x1FFF, "==", 0)
 
 def _proto_name(proto):
     names = {v: k for k, v in PROTOCOLS.items()}
-    return names.get(proto, "ip proto %d" % proto) if proto >= 0 else "tcp or udp"
+    names.update({TCPUDP: "tcp or udp", TRANSP: "transp"})
+    return names.get(proto, "ip proto %d" % proto)
 
 
 def _proto_test(proto):
@@ -494,6 +505,10 @@ class _IPParser:
                 self.fail_expected("a mask number")
             p.mask = int(self.take(), 0)
         if self.peek() in _OPS or self.peek() == "=":
+            if not p.quals and (self.prev is None or self.prev.kind not in INT_KINDS):
+                after = " after %r" % self.last() if self.pos else ""
+                raise ValueError("unexpected %r%s (an operator goes between a field and its "
+                                 "value, like 'ip ttl > 5')" % (self.peek(), after))
             p.op = _OPS.get(self.take(), "==")
             p.after = self.last()
         self.data(p)
@@ -728,7 +743,8 @@ class _IPParser:
         # '!=' on a port means "a TCP/UDP packet whose ports are not N": negate the
         # comparison inside the protocol guard, like Click.
         op = "in" if p.data[0] == "range" else ("==" if p.op == "!=" else p.op)
-        if p.kind == "port":
+        if p.kind == "port":             # both ports present, or no port test matches
+            guard += (Need("t", 4),)
             tests = [Cmp(base, o, 2, 0, mask, op, lo, hi) for o in self.sides(p.srcdst, 0, 2)]
             cmp = self.combine(p.srcdst, tests)
         else:
@@ -786,16 +802,18 @@ class _Classifying(Element):
             self._rules, "<%s %s>" % (self.__class__.__name__, self.name))
         self._counts = [0] * (noutputs + 1)          # the last one counts drops
 
-    def parse_each(self, patterns, parse):
+    @staticmethod
+    def parse_each(patterns, parse):
+        """``parse`` each pattern; errors name the pattern by its number (from 0)."""
         if not patterns:
             raise ValueError("expected at least one pattern")
-        trees = []
+        parsed = []
         for k, text in enumerate(patterns):
             try:
-                trees.append(parse(text))
+                parsed.append(parse(text))
             except ValueError as e:
                 raise ValueError("pattern %d: %s" % (k, e)) from None
-        return trees
+        return parsed
 
     def port_count(self):
         return "1/%d" % self._nout
@@ -900,16 +918,8 @@ class IPFilter(IPClassifier):
                 doc="'allow PATTERN', 'deny PATTERN', 'drop PATTERN' or 'N PATTERN'"),)
 
     def configure(self):
-        if not self.rule:
-            raise ValueError("expected at least one rule (ACTION PATTERN)")
-        rules = []
-        for k, text in enumerate(self.rule):
-            try:
-                rules.append(self.parse_rule(text))
-            except ValueError as e:
-                raise ValueError("pattern %d: %s" % (k, e)) from None
-        needed = max([1] + [out + 1 for _, out in rules])
-        self.install(rules, needed)
+        rules = self.parse_each(self.rule, self.parse_rule)
+        self.install(rules, max([1] + [out + 1 for _, out in rules]))
 
     def parse_rule(self, text):
         tokens = tokenize(unquote(text))

@@ -18,7 +18,7 @@ failure is reported on stderr, as Click's click_chatter does.
 
 import sys
 
-from ..element import Arg, Element, read_handler
+from ..element import REQUIRED, Arg, Element, read_handler
 from ..netutil import inet_checksum, parse_ip, parse_prefix
 
 __all__ = ["ip_header_at", "parse_ip_mask", "broadcast_address", "CheckIPHeader",
@@ -368,12 +368,15 @@ class DecIPTTL(Element):
                 expired.append(p)
                 continue
             buf[nh + 8] = ttl - 1
-            # RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with the TTL/protocol word m
-            # dropping by 0x0100: ~m + m' is one's-complement -0x0100 = 0xFEFF.
-            s = (~(buf[nh + 10] << 8 | buf[nh + 11]) & 0xFFFF) + 0xFEFF
-            s = (s & 0xFFFF) + (s >> 16)
-            buf[nh + 10] = (~s >> 8) & 0xFF
-            buf[nh + 11] = ~s & 0xFF
+            # RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), where the TTL/protocol word m
+            # drops by 0x0100 (~m + m' = 0xFEFF), works out to HC + 0x0100 when
+            # HC < 0xFEFF and HC - 0xFEFF otherwise: never 0xFFFF, like a full
+            # recomputation (eqn. 2's -0 pitfall avoided).
+            c = (buf[nh + 10] << 8 | buf[nh + 11]) + 0x100
+            if c >= 0xFFFF:
+                c -= 0xFFFF
+            buf[nh + 10] = c >> 8
+            buf[nh + 11] = c & 0xFF
             out.append(p)
         if out:
             self._out[0](out)
@@ -394,8 +397,8 @@ class GetIPAddress(Element):
     packet.  Packets too short to hold those bytes are dropped.
     """
 
-    ARGS = (Arg("OFFSET", "uint", 16, positional=True, doc="where the address starts in "
-                                                         "the data"),)
+    ARGS = (Arg("OFFSET", "uint", REQUIRED, positional=True, doc="where the address starts "
+                                                               "in the data"),)
 
     def push(self, port, batch):
         offset = self.offset

@@ -110,27 +110,59 @@ def _check_paint_anno(anno):
 # -- counters ----------------------------------------------------------------------------
 
 class Counter(Element):
-    """Counter
+    """Counter([KEYWORDS])
 
     Passes packets unchanged from input to output, counting packets and bytes
     (bytes from the data start, so an Ethernet header counts) and keeping a recent
     packet rate: an exponentially weighted moving average with a time constant
-    of one second.  Unlike Click's Counter, the counts survive a hot-swap
-    (``take_state``), and they are exported as versioned state."""
+    of one second.  COUNT_CALL and BYTE_COUNT_CALL write a handler once, when
+    a count first reaches its threshold (again after a reset).  Unlike Click's
+    Counter, the counts survive a hot-swap (``take_state``), and they are
+    exported as versioned state."""
 
     PORTS = "1/1"
+    ARGS = (Arg("COUNT_CALL", "raw", None,
+                doc="N ELEMENT.HANDLER [VALUE]: write VALUE to the handler when the "
+                    "packet count reaches N"),
+            Arg("BYTE_COUNT_CALL", "raw", None,
+                doc="N ELEMENT.HANDLER [VALUE]: the same for the byte count"))
     STATE_VERSION = 1
     RATE_TAU = 1.0          # seconds: time constant of the rate average
     RATE_MIN_DT = 0.01      # fold arrivals into the average at most this often
 
     def configure(self):
+        # Each trigger: [attribute counted, threshold, handler, value].
+        self._triggers = [self._parse_call(kw, attr, text) for kw, attr, text in
+                          (("COUNT_CALL", "count", self.count_call),
+                           ("BYTE_COUNT_CALL", "byte_count", self.byte_count_call))
+                          if text is not None]
         self._reset()
+
+    @staticmethod
+    def _parse_call(kw, attr, text):
+        words = split_words(text)
+        if len(words) < 2 or not words[0].isdigit() or "." not in words[1]:
+            raise ValueError("keyword %s: expected N ELEMENT.HANDLER [VALUE], got %r"
+                             % (kw, text))
+        return [attr, int(words[0]), words[1], " ".join(words[2:])]
 
     def _reset(self):
         self.count = self.byte_count = 0
         self._avg = 0.0                 # packets per second
         self._pending = 0               # arrivals not yet folded into _avg
         self._rate_t = self.clock()
+        self._armed = list(self._triggers)
+
+    def _fire(self):
+        """Write the handlers of the triggers whose threshold has been reached."""
+        for t in [t for t in self._armed if getattr(self, t[0]) >= t[1]]:
+            self._armed.remove(t)
+            if self.router is None:
+                continue
+            try:
+                self.router.write(t[2], t[3])
+            except Exception as e:        # a bad handler must not stop the packet path
+                sys.stderr.write("%s :: Counter: calling %s: %s\n" % (self.name, t[2], e))
 
     def _fold(self, now):
         dt = now - self._rate_t
@@ -146,6 +178,8 @@ class Counter(Element):
         self.byte_count += _bytes_len(batch)
         self._fold(self.clock())
         self._pending += n
+        if self._armed:
+            self._fire()
         self._out[0](batch)
 
     @read_handler("count", "packets that have passed since the last reset")
