@@ -26,6 +26,8 @@ state version (say v2 with per-mapping byte counts) adds a field to the mapping
 dicts and a ``MIGRATIONS[1]`` step that fills it in for v1 data.
 """
 
+import contextlib
+import gc
 import random
 import struct
 import weakref
@@ -267,6 +269,32 @@ def _entry(proto, key, new, out, session, forward):
 
 def _endpoint(addr, port):
     return "%s:%d" % (ip_str(addr), port)
+
+
+class _Memo(dict):
+    """A memoised conversion: a table repeats few distinct addresses, and converting
+    each of them every time would dominate export and import."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key):
+        value = self[key] = self.fn(key)
+        return value
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Walking or building a big table allocates many containers, and each collection
+    would traverse the whole table again: pause the cyclic GC meanwhile."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- the rewriter ------------------------------------------------------------------------------
@@ -687,7 +715,10 @@ class IPRewriter(Element):
     # -- state ----------------------------------------------------------------------------
     def export_state(self):
         now = self.clock()
-        return {"mappings": [_export_mapping(m, now) for m in self._mappings.values()],
+        names = _Memo(ip_str)
+        with _gc_paused():
+            mappings = [_export_mapping(m, now, names) for m in self._mappings.values()]
+        return {"mappings": mappings,
                 "mapping_failures": self.mapping_failures, "bad_packets": self.bad_packets}
 
     def import_state(self, data, version):
@@ -702,11 +733,13 @@ class IPRewriter(Element):
         try:
             if not isinstance(data, dict) or not isinstance(data.get("mappings"), list):
                 raise ValueError("expected a dict with a 'mappings' list")
-            for i, md in enumerate(data["mappings"]):
-                try:
-                    self._import_mapping(md, now)
-                except (KeyError, TypeError, ValueError, IndexError) as e:
-                    raise ValueError("mapping %d: %s" % (i, e)) from None
+            addrs = _Memo(parse_ip)
+            with _gc_paused():
+                for i, md in enumerate(data["mappings"]):
+                    try:
+                        self._import_mapping(md, now, addrs)
+                    except (KeyError, TypeError, ValueError, IndexError) as e:
+                        raise ValueError("mapping %d: %s" % (i, e)) from None
         except ValueError:
             (self._tables, self._hot, self._mappings, self._outside,
              self._fragments) = saved
@@ -720,12 +753,13 @@ class IPRewriter(Element):
         self.mapping_failures = int(data.get("mapping_failures", self.mapping_failures))
         self.bad_packets = int(data.get("bad_packets", self.bad_packets))
 
-    def _import_mapping(self, md, now):
+    def _import_mapping(self, md, now, addrs):
         proto = PROTO_NUMBERS.get(md["proto"])
         if proto not in self._tables:
             raise ValueError("protocol %r is not handled by %s"
                              % (md["proto"], self.__class__.__name__))
-        inside, outside = _import_endpoint(md["inside"]), _import_endpoint(md["outside"])
+        inside = _import_endpoint(md["inside"], addrs)
+        outside = _import_endpoint(md["outside"], addrs)
         if (proto,) + inside in self._mappings or (proto,) + outside in self._outside:
             raise ValueError("duplicate mapping %s" % _endpoint(*inside))
         input_ = md.get("input")
@@ -742,13 +776,13 @@ class IPRewriter(Element):
             idle = float(sd["idle"])
             if idle < 0:
                 raise ValueError("negative idle time %r" % idle)
-            s = self._add_session(m, _import_endpoint(sd["remote"]),
-                                  _import_endpoint(sd["rewritten"]),
+            remote = _import_endpoint(sd["remote"], addrs)
+            s = self._add_session(m, remote, _import_endpoint(sd["rewritten"], addrs),
                                   self._import_output(sd["foutput"]),
                                   self._import_output(sd["routput"]), state, now - idle)
             if s is None:
                 raise ValueError("session to %s collides with another"
-                                 % _endpoint(*_import_endpoint(sd["remote"])))
+                                 % _endpoint(*remote))
 
     def _import_output(self, n):
         if not isinstance(n, int) or not 0 <= n < self._nout:
@@ -851,15 +885,15 @@ def _state_name(proto, state):
     return TCP_STATES[state] if proto == TCP else None
 
 
-def _export_mapping(m, now):
+def _export_mapping(m, now, name):
     return {
         "proto": PROTO_NAMES[m.proto],
-        "inside": [ip_str(m.inside[0]), m.inside[1]],
-        "outside": [ip_str(m.outside[0]), m.outside[1]],
+        "inside": [name[m.inside[0]], m.inside[1]],
+        "outside": [name[m.outside[0]], m.outside[1]],
         "input": m.input, "foutput": m.foutput, "routput": m.routput,
         "keeps_dst": m.keeps_dst,
-        "sessions": [{"remote": [ip_str(s.remote[0]), s.remote[1]],
-                      "rewritten": [ip_str(s.rdst[0]), s.rdst[1]],
+        "sessions": [{"remote": [name[s.remote[0]], s.remote[1]],
+                      "rewritten": [name[s.rdst[0]], s.rdst[1]],
                       "foutput": s.foutput, "routput": s.routput,
                       "state": _state_name(m.proto, s.state),
                       "idle": round(max(0.0, now - s.used), 6)}
@@ -867,11 +901,13 @@ def _export_mapping(m, now):
     }
 
 
-def _import_endpoint(pair):
+def _import_endpoint(pair, addrs):
     addr, port = pair
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError("bad port %r" % (port,))
-    return parse_ip(addr), port
+    if not isinstance(addr, str):
+        raise ValueError("bad address %r" % (addr,))
+    return addrs[addr], port
 
 
 def _mapping_line(m, now):
