@@ -8,7 +8,7 @@ PY       := /usr/bin/python3
 VENV     := .venv
 VPY      := $(VENV)/bin/python
 DEBS     := mininet iperf3 openvswitch-switch openvswitch-testcontroller bridge-utils \
-            ethtool iputils-ping wget curl iproute2 procps util-linux
+            ethtool iputils-ping wget curl iproute2 procps util-linux netsniff-ng
 STAMP    := $(VENV)/.installed
 
 .PHONY: setup debs venv test test-unit demo bench clean-venv

@@ -499,8 +499,35 @@ def test_import_rejects_bad_data_and_keeps_the_table():
     bad["mappings"][0]["routput"] = 5
     with pytest.raises(ValueError, match="output"):
         e.import_state(bad, 1)
+    bad = json.loads(json.dumps(good))
+    bad["mappings"][0]["sessions"][0]["state"] = "dancing"
+    with pytest.raises(ValueError, match="TCP state"):
+        e.import_state(bad, 1)
     assert reply_gets_in(e, port)
     assert e.read("table_size") == "1"
+
+
+def test_import_migrates_older_state_versions_first():
+    from nf.elements.rewriter import IPRewriter
+    from nf.testing import attach
+
+    class RewriterV2(IPRewriter):
+        ABSTRACT = True                       # keep it out of the element registry
+        STATE_VERSION = 2
+        MIGRATIONS = {1: lambda d: dict(d, mappings=[dict(m, bytes=0)
+                                                     for m in d["mappings"]])}
+        seen = None
+
+        def _import_mapping(self, md, now, addrs):
+            RewriterV2.seen = md["bytes"]
+            return super()._import_mapping(md, now, addrs)
+
+    old = rewriter()
+    port = open_tcp(old)
+    new = attach(RewriterV2("rw2", NAT_SPEC))
+    new.import_state(old.export_state(), 1)
+    assert RewriterV2.seen == 0
+    assert reply_gets_in(new, port)
 
 
 def test_take_state_does_not_carry_the_table():

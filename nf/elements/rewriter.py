@@ -317,11 +317,13 @@ class IPRewriter(Element):
     depend only on the protocol and the inside address and port, and all the inside
     endpoint's sessions share them; an inside endpoint keeps the mapping of the
     first INPUTSPEC that created it.  With SPORT '-' the inside port is kept and a
-    second inside host with the same port is refused.  FILTER decides which unknown
-    remotes may send in through a mapping (only for patterns that keep the
-    destination): 'endpoint' any, 'address' those at an address the inside endpoint
-    has sent to, 'address-port' (default) only the exact remotes it sent to.  For
-    ICMP echo the query id plays the port (RFC 5508) and DPORT is ignored.
+    second inside host with the same port is refused; likewise a pattern that sends
+    every flow to one fixed DADDR and DPORT gives an inside endpoint one session.
+    FILTER decides which unknown remotes may send in through a mapping (only for
+    patterns that keep the destination): 'endpoint' any, 'address' those at an
+    address the inside endpoint has sent to, 'address-port' (default) only the
+    exact remotes it sent to.  For ICMP echo the query id plays the port (RFC 5508)
+    and DPORT is ignored.
 
     Checksums are updated incrementally (RFC 1624); a UDP checksum of 0 (none)
     stays 0.  Packets start at the IP header annotation (else at the data start).
@@ -771,8 +773,12 @@ class IPRewriter(Element):
                      bool(md.get("keeps_dst", True)))
         self._register_mapping(m)
         for sd in md["sessions"]:
-            state = sd.get("state")
-            state = TCP_STATES.index(state) if proto == TCP else None
+            state = None
+            if proto == TCP:
+                if sd.get("state") not in TCP_STATES:
+                    raise ValueError("unknown TCP state %r (expected one of %s)"
+                                     % (sd.get("state"), ", ".join(TCP_STATES)))
+                state = TCP_STATES.index(sd["state"])
             idle = float(sd["idle"])
             if idle < 0:
                 raise ValueError("negative idle time %r" % idle)
