@@ -15,13 +15,11 @@ from .errors import ConfigError
 
 
 def _defines(pairs):
-    out = {}
-    for d in pairs or ():
-        name, eq, value = d.partition("=")
-        if not eq or not name:
-            raise SystemExit("clickup nf: -d expects name=value, got %r" % d)
-        out[name.lstrip("$")] = value
-    return out
+    from .config import defines_dict
+    try:
+        return defines_dict(pairs or [])
+    except ConfigError as e:
+        raise SystemExit("clickup nf: -d: %s" % e.message)
 
 
 def add_parser(sub):
@@ -87,9 +85,9 @@ def cmd_run(args):
         return 1
     try:
         router.initialize()
-    except (ValueError, OSError) as e:
+    except ConfigError as e:
         router.cleanup()
-        print("clickup nf run: %s: %s" % (args.config, e), file=sys.stderr)
+        _print_errors(e)
         return 1
     if args.control:
         try:

@@ -107,7 +107,11 @@ class Router:
         done = []
         try:
             for e in self.elements.values():
-                e.initialize()
+                try:
+                    e.initialize()
+                except (ValueError, OSError) as ex:
+                    # Name the element and its line: "no device" means nothing without them.
+                    raise e.error(str(ex)) from None
                 done.append(e)
         except Exception:
             for e in reversed(done):

@@ -154,3 +154,30 @@ def test_cli_run_reports_config_errors_with_location(tmp_path):
 def test_cli_read_without_socket_says_so(tmp_path):
     r = _clickup("nf", "read", str(tmp_path / "none.sock"), "c.count")
     assert r.returncode != 0 and "no control socket" in r.stderr
+
+
+def test_cli_run_names_element_and_line_when_a_device_is_missing(tmp_path):
+    cfg = tmp_path / "dev.click"
+    cfg.write_text("// a device that does not exist\nFromDevice(nonesuch9) -> Discard;\n")
+    r = _clickup("nf", "run", str(cfg))
+    assert r.returncode == 1
+    assert "dev.click:2:" in r.stderr and "nonesuch9" in r.stderr
+
+
+def test_cli_doc_prints_fixed_form():
+    r = _clickup("nf", "doc", "IPRewriter")
+    assert r.returncode == 0
+    for part in ("IPRewriter(", "Keywords:", "CAPACITY", "Handlers:", "table_size"):
+        assert part in r.stdout
+    r = _clickup("nf", "doc", "Nonesuch")
+    assert r.returncode == 1 and "Nonesuch" in r.stderr
+
+
+def test_cli_check_prints_graph_or_errors(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = _clickup("nf", "check", os.path.join(root, "configs", "nat.click"))
+    assert r.returncode == 0 and "rw :: IPRewriter(" in r.stdout
+    bad = tmp_path / "b.click"
+    bad.write_text("a :: Counter\n  -> ;\n")
+    r = _clickup("nf", "check", str(bad))
+    assert r.returncode == 1 and "b.click:2:" in r.stderr

@@ -21,6 +21,7 @@ from .graph import Connection, ElementDecl, Graph
 from .render import render
 
 __all__ = ["parse_string", "parse_file", "build_elements", "check", "port_usage", "render",
+           "defines_dict",
            "check_main", "Graph", "ElementDecl", "Connection"]
 
 
@@ -29,7 +30,7 @@ def check_main(path, defines=None):
     return 0, or print each error as 'file:line:col: message' on stderr and
     return 1.  ``defines`` is a dict or a list of 'name=value' strings."""
     try:
-        defines = _defines_dict(defines)
+        defines = defines_dict(defines)
         graph = parse_file(path, defines)
         errors = check(graph)
     except ConfigErrors as e:
@@ -44,7 +45,7 @@ def check_main(path, defines=None):
     return 0
 
 
-def _defines_dict(defines):
+def defines_dict(defines):
     if defines is None or isinstance(defines, dict):
         return defines
     out = {}

@@ -12,8 +12,4 @@ MODULES = ("standard", "ethernet", "ip", "classifier", "rewriter", "firewall", "
            "sources")
 
 for _m in MODULES:
-    try:
-        importlib.import_module("%s.%s" % (__name__, _m))
-    except ModuleNotFoundError as e:       # a module still being written
-        if e.name != "%s.%s" % (__name__, _m):
-            raise
+    importlib.import_module("%s.%s" % (__name__, _m))
