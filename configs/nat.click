@@ -28,10 +28,10 @@ cl_out :: Classifier(12/0806 20/0001, 12/0806 20/0002, 12/0800, -);
 from_in  -> cl_in;
 from_out -> cl_out;
 
-arpq_in  :: ARPQuerier(inside, inside);
-arpq_out :: ARPQuerier(outside, outside);
-cl_in[0]  -> ARPResponder(inside inside)   -> to_in;
-cl_out[0] -> ARPResponder(outside outside) -> to_out;
+arpq_in  :: ARPQuerier(inside);
+arpq_out :: ARPQuerier(outside);
+cl_in[0]  -> ARPResponder(inside)  -> to_in;
+cl_out[0] -> ARPResponder(outside) -> to_out;
 cl_in[1]  -> [1]arpq_in;
 cl_out[1] -> [1]arpq_out;
 cl_in[3]  -> Discard;

@@ -3,7 +3,6 @@ outgoing frames are not read back, and the bare forwarder copies frames."""
 
 import os
 import select
-import socket
 import subprocess
 import sys
 import time

@@ -1,8 +1,6 @@
 """Root test: two namespaces joined through the NF running configs/nat.click in a third."""
 
-import hashlib
 import os
-import subprocess
 import sys
 import time
 

@@ -1,15 +1,12 @@
 """Tests for nf.elements.sources: generators driven by an injected clock, and pcap
 files checked against headers and records packed here with struct."""
 
-import inspect
 import io
 import struct
 
 import pytest
 
 from nf import headers as H
-from nf.element import Element
-from nf.elements import sources
 from nf.errors import ConfigError, HandlerError
 from nf.packet import Packet
 from nf.testing import make
@@ -50,17 +47,7 @@ def drain(e, limit=1000):
     raise AssertionError("run_task never went idle")
 
 
-ELEMENT_CLASSES = [c for c in vars(sources).values()
-                   if inspect.isclass(c) and issubclass(c, Element) and not c.ABSTRACT]
-
-
-@pytest.mark.parametrize("cls", ELEMENT_CLASSES, ids=lambda c: c.__name__)
-def test_documented_fixed_form(cls):
-    assert cls.signature().startswith(cls.__name__)
-    assert cls.summary()
-    assert all(a.doc for a in cls.ARGS)
-    for table in (cls._read_handlers, cls._write_handlers):
-        assert all(doc for _f, doc in table.values())
+# (The documented fixed form of every element is checked in tests/test_library.py.)
 
 
 # -- InfiniteSource ------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Golden tests for nf.elements.standard: packets in, packets (and lines) out."""
 
-import inspect
 import io
 import zlib
 
@@ -9,7 +8,6 @@ import pytest
 from nf import headers as H
 from nf.args import AddressTable
 from nf.element import Arg, Element
-from nf.elements import standard
 from nf.errors import ConfigError, HandlerError
 from nf.packet import Packet
 from nf.testing import make, run
@@ -59,17 +57,7 @@ def with_clock(e, t=0.0):
 
 # -- every element: the documented fixed form ---------------------------------------------
 
-ELEMENT_CLASSES = [c for c in vars(standard).values()
-                   if inspect.isclass(c) and issubclass(c, Element) and not c.ABSTRACT]
-
-
-@pytest.mark.parametrize("cls", ELEMENT_CLASSES, ids=lambda c: c.__name__)
-def test_documented_fixed_form(cls):
-    assert cls.signature().startswith(cls.__name__)
-    assert cls.summary()
-    assert all(a.doc for a in cls.ARGS)
-    for table in (cls._read_handlers, cls._write_handlers):
-        assert all(doc for _f, doc in table.values())
+# (The documented fixed form of every element is checked in tests/test_library.py.)
 
 
 # -- counters --------------------------------------------------------------------------------
