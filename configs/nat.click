@@ -47,5 +47,8 @@ for_me_in[0] -> Discard;          // addressed to the NAT itself: not forwarded
 for_me_in[1] -> [0]rw;
 cl_out[2] -> Strip(14) -> CheckIPHeader -> [1]rw;
 
-rw[0] -> DecIPTTL -> GetIPAddress(16) -> [0]arpq_out -> to_out;
-rw[1] -> DecIPTTL -> GetIPAddress(16) -> [0]arpq_in -> to_in;
+// The next hop is the packet's destination: CheckIPHeader sets the destination
+// annotation ARPQuerier resolves, and IPRewriter updates it (DST_ANNO), so no
+// GetIPAddress(16) is needed here.
+rw[0] -> DecIPTTL -> [0]arpq_out -> to_out;
+rw[1] -> DecIPTTL -> [0]arpq_in -> to_in;

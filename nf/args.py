@@ -127,14 +127,24 @@ class AddressTable:
 
     def device_mac(self, ifname):
         try:
-            with open("/sys/class/net/%s/address" % ifname) as f:
-                return netutil.parse_mac(f.read())
+            return _ioctl_mac(ifname)
         except OSError:
             if self.offline:
                 self.unresolved.append(ifname)
                 return bytes(6)
             raise ValueError("no network device %r to read an Ethernet address from "
                              "(is the interface up in this namespace?)" % ifname) from None
+
+
+def _ioctl_mac(ifname):
+    """A device's Ethernet address by SIOCGIFHWADDR, which, unlike /sys, answers for
+    the calling thread's network namespace."""
+    import fcntl
+    import socket
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16s16x", ifname.encode()[:15])
+        return fcntl.ioctl(s.fileno(), 0x8927, req)[18:24]
 
 
 # -- typed value parsers: each takes (text, addresses) and raises ValueError ----------

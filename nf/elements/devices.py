@@ -11,11 +11,18 @@ reads up to BURST frames and pushes them as one batch.
 ToDevice sends on a socket bound with protocol 0, which receives nothing, and
 sets PACKET_QDISC_BYPASS so frames go straight to the driver as a forwarding
 plane's would.  A send the kernel refuses (queue full) is counted as a drop.
+
+Both move a batch per system call (recvmmsg/sendmmsg through
+:class:`nf.afpacket.MsgRing`); frames are copied out of the receive ring into
+each packet's own buffer, because elements rewrite packets in place and may
+hold them (ARPQuerier's queue) past the next read.
 """
 
 from .. import afpacket
 from ..element import REQUIRED, Arg, Element, read_handler, write_handler
 from ..packet import Packet
+
+TX_SLOT = 65536     # the largest frame ToDevice stages (jumbo frames and then some)
 
 
 class FromDevice(Element):
@@ -47,29 +54,25 @@ class FromDevice(Element):
 
     def initialize(self):
         self.sock = s = afpacket.open_rx(self.devname, self.rcvbuf, self.promisc)
+        self.ring = afpacket.MsgRing(self.burst, self.snaplen)
         self._drops = 0
         if self.router is not None:
             self.router.add_reader(s.fileno(), self.selected)
 
     def selected(self):
         """Read up to BURST frames and push them; returns how many were read."""
-        recv, snap, burst = self.sock.recv, self.snaplen, self.burst
+        ring = self.ring
+        n = ring.recv(self.sock.fileno())
+        if not n:
+            return 0
+        view, slot, ts = ring.view, ring.slot, self.clock()
+        base = 0
         batch = []
-        append = batch.append
-        ts = self.clock()
-        try:
-            while len(batch) < burst:
-                p = Packet(recv(snap))
-                p.ts = ts
-                append(p)
-        except BlockingIOError:
-            pass
-        except InterruptedError:
-            pass
-        n = len(batch)
-        if n:
-            self.count += n
-            self._out[0](batch)
+        for ln in ring.lengths(n):
+            batch.append(Packet(bytearray(view[base:base + ln]), 0, ts))
+            base += slot
+        self.count += n
+        self._out[0](batch)
         return n
 
     def cleanup(self):
@@ -106,35 +109,41 @@ class ToDevice(Element):
     ARGS = (
         Arg("DEVNAME", "word", REQUIRED, positional=True, doc="network device to send on"),
         Arg("QDISC", "bool", False, doc="send through the device's qdisc (needed for shaping)"),
-        Arg("BURST", "uint", 64, doc="accepted for Click compatibility"),
+        Arg("BURST", "uint", 64, doc="most frames sent per system call"),
         Arg("SNDBUF", "uint", 4 << 20, doc="send buffer in bytes"),
         Arg("METHOD", "word", "LINUX", doc="accepted for Click compatibility (always AF_PACKET)"),
     )
 
     def configure(self):
+        if self.burst < 1:
+            raise ValueError("keyword BURST: expected at least 1")
         self.sock = None
         self.count = 0
         self.drops = 0
 
     def initialize(self):
         self.sock = afpacket.open_tx(self.devname, not self.qdisc, self.sndbuf)
+        self.ring = afpacket.MsgRing(self.burst, TX_SLOT)
 
     def push(self, port, batch):
-        send = self.sock.send
-        sent = 0
+        ring, fd, burst = self.ring, self.sock.fileno(), self.burst
+        stage = ring.stage
+        i = dropped = 0
         for p in batch:
-            try:
-                if p.off:
-                    send(memoryview(p.buf)[p.off:])
-                else:
-                    send(p.buf)
-                sent += 1
-            except (BlockingIOError, InterruptedError):
-                self.drops += 1
-            except OSError as e:      # ENOBUFS, ENETDOWN, EMSGSIZE: count, keep going
-                self.drops += 1
-                self.last_error = e.strerror
-        self.count += sent
+            if len(p.buf) - p.off > TX_SLOT:
+                dropped += 1            # longer than any device's MTU: the kernel would refuse
+                continue
+            stage(i, memoryview(p.buf)[p.off:] if p.off else p.buf)
+            i += 1
+            if i == burst:
+                dropped += ring.send(fd, i)
+                self.count += i
+                i = 0
+        if i:
+            dropped += ring.send(fd, i)
+            self.count += i
+        self.count -= dropped
+        self.drops += dropped
 
     def cleanup(self):
         if self.sock is not None:

@@ -445,8 +445,12 @@ class ARPQuerier(Element):
                 dst = bytes(p.buf[at:at + 4])
             e = table.get(dst)
             if e is not None and e.hdr is not None and e.live > stale:
-                p.push_front(14)
-                off = p.off
+                off = p.off - 14
+                if off >= 0:            # the usual case: the stripped header's room
+                    p.off = off
+                else:
+                    p.push_front(14)
+                    off = p.off
                 p.buf[off:off + 14] = e.hdr
                 out.append(p)
                 if poll_age and now - e.live >= poll_age and self._may_poll(e, now):
