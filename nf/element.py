@@ -148,6 +148,7 @@ class Element:
             router.addresses if router is not None else None)
         self.ninputs = self.noutputs = 0
         self._out = []
+        self._journal = None     # a list while a persistent store is attached (see journal())
         try:
             self._parse_config(split_args(self.config))
             self.configure()
@@ -315,6 +316,21 @@ class Element:
 
     def take_state(self, old):
         """Click's hot-swap hook: adopt what is worth keeping from ``old``."""
+
+    # -- journal of state changes (for the persistent store) ----------------------------
+    def journal(self, kind, key, value=None):
+        """Record a state change -- ``kind`` is "created", "updated" or "removed",
+        ``key`` identifies the entry (JSON-serialisable), ``value`` is the entry as
+        export_state() would give it.  Costs one attribute test when no store is
+        attached; call it on the slow path (entry creation, expiry), not per packet."""
+        j = self._journal
+        if j is not None:
+            j.append((kind, key, value))
+
+    def replay_events(self, events):
+        """Apply journaled ``(kind, key, value)`` events, in order, on top of the state
+        just imported: the recovery bootstrap's second half."""
+        raise NotImplementedError("%s does not replay journal events" % self.__class__.__name__)
 
     # -- documentation --------------------------------------------------------------------
     @classmethod
