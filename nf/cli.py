@@ -145,7 +145,8 @@ def cmd_doc(args):
             return 1
         print(cls.doc())
         return 0
-    lookup("")
+    from . import library
+    library.load_all()
     for name in sorted(ELEMENTS):
         print("%-20s %s" % (name, ELEMENTS[name].summary().split("\n")[0]))
     return 0

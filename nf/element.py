@@ -31,9 +31,28 @@ from .args import EXPECTED, parse_value, split_args, split_keyword
 from .errors import ConfigError, HandlerError
 
 __all__ = ["Element", "Arg", "read_handler", "write_handler", "ELEMENTS", "lookup",
+           "registering_into",
            "parse_port_spec", "REQUIRED"]
 
 ELEMENTS = {}          # class name -> class; filled as element modules are imported
+_registry = [ELEMENTS]  # where newly defined classes register (see registering_into)
+
+
+class registering_into:
+    """``with registering_into(classes): import ...`` -- element classes defined
+    inside the block register into ``classes`` instead of the library's ELEMENTS.
+    The upgrade loader uses it so that a package's IPRewriter does not replace the
+    library's for everyone else."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def __enter__(self):
+        _registry.append(self.registry)
+        return self.registry
+
+    def __exit__(self, *exc):
+        _registry.pop()
 
 
 class _Required:
@@ -136,7 +155,7 @@ class Element:
                     writes[attr._write_handler[0]] = (attr, attr._write_handler[1])
         cls._read_handlers, cls._write_handlers = reads, writes
         if not cls.ABSTRACT:
-            ELEMENTS[cls.__name__] = cls
+            _registry[-1][cls.__name__] = cls
 
     # -- construction -----------------------------------------------------------------
     def __init__(self, name="", config="", router=None, addresses=None, loc=None):
@@ -370,7 +389,11 @@ class Element:
 
 
 def lookup(name):
-    """The element class called ``name``; imports the library on first use."""
+    """The element class called ``name``, loading the library module that defines
+    it on first use (see nf.library); None if no module defines it."""
     if name not in ELEMENTS:
-        from . import elements  # noqa: F401  (registers the library)
+        from . import library
+        mod = library.module_of(name)
+        if mod is not None:
+            library.load_module(mod)
     return ELEMENTS.get(name)

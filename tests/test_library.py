@@ -22,7 +22,8 @@ def test_class_exists(name):
 
 
 def _all():
-    lookup("")           # loads the library
+    from nf import library
+    library.load_all()
     return sorted(ELEMENTS.items())
 
 
