@@ -15,7 +15,8 @@ between two batches.  The protocol is Click's, line based, CRLF-terminated:
 Error codes: 500 syntax error, 501 unknown command, 510 no such element,
 511 no such handler, 520 handler failed.  Handlers without a dot belong to the
 router: ``version``, ``list``, ``classes``, ``config``, ``flatconfig`` (read)
-and ``stop`` (write).  The socket file is created with mode 0600.
+and ``stop`` (write), plus any the router's ``global_handlers`` adds (the
+upgrade machinery's ``upgrade``, ``upgrade_status``, ``upgrade_report``).  The socket file is created with mode 0600.
 """
 
 import os
@@ -167,6 +168,11 @@ class ControlServer:
         r = self.router
         name, dot, h = handler.rpartition(".")
         if not dot:
+            rd, wr = r.global_handlers.get(h, (None, None))
+            if mode == "r" and rd is not None:
+                return (lambda *_: rd()), None
+            if mode == "w" and wr is not None:
+                return wr, None
             if mode == "r" and h in ("version", "list", "classes", "config", "flatconfig"):
                 return (lambda *_: self._global_read(h)), None
             if mode == "w" and h == "stop":

@@ -13,6 +13,16 @@ After traffic, the loop polls without sleeping for ``busy_poll`` seconds
 (200 us) before it blocks again, as Click's userlevel driver and DPDK-style
 NFs do: it trades a little idle CPU for far fewer wake-ups per frame.
 
+Readers, timers and tasks are owned by the element whose bound method they
+call, so an upgrade can *suspend* what a replaced element registered (its
+socket stops being read, its timers stop) when the new graph takes over,
+*resume* it on rollback, and *release* it (cleanup) once the new graph has
+proved itself.  :meth:`swap` installs a new element set between two batches.
+
+An exception raised while a batch moves through the graph is caught, counted
+and reported; if an ``on_error`` hook is set (an upgrade in probation) it is
+told, so a failing new graph can be rolled back.
+
 Signals: SIGTERM and SIGINT set a flag through a wake-up pipe; the loop
 finishes its current batch, cleans up every element (closing sockets) and
 returns.
@@ -22,7 +32,9 @@ import heapq
 import os
 import select
 import signal
+import sys
 import time
+import traceback
 
 from .args import AddressTable
 from .errors import ConfigErrors, HandlerError
@@ -30,30 +42,45 @@ from .errors import ConfigErrors, HandlerError
 __all__ = ["Router"]
 
 
+def _owner(fn):
+    return getattr(fn, "__self__", None)
+
+
 class Router:
     busy_poll = 0.0002     # seconds of polling without sleep after the last event
-    def __init__(self, graph, clock=time.monotonic):
+
+    def __init__(self, graph, clock=time.monotonic, classes=None):
         from .config import build_elements, check
         self.graph = graph
         self.clock = clock
+        self.classes = dict(classes or {})     # element code from an upgrade package
         self.addresses = AddressTable()
         self._readers = {}
         self._timers = []          # heap of (due, seq, interval, fn)
         self._seq = 0
         self._tasks = []
         self._cleanups = []
+        self._suspended = {}       # element -> (readers, timers, tasks) taken out of service
         self._stop = False
         self._spin_until = 0.0
         self._epoll = select.epoll()
-        self.elements, errors = build_elements(graph, router=self)
+        self.global_handlers = {}  # name -> (read fn or None, write fn or None)
+        self.on_error = None       # fn(element_name, exception) during an upgrade's probation
+        self.errors = 0
+        self.elements, errors = build_elements(graph, router=self, classes=self.classes)
         if not errors:
             errors = check(graph, self.elements)
         if errors:
             self._epoll.close()
             raise ConfigErrors(errors)
-        for c in graph.connections:
-            self.elements[c.src]._connect_output(c.sport, self.elements[c.dst], c.dport)
+        self.wire(graph, self.elements)
         self.initialized = False
+
+    def wire(self, graph, elements):
+        for e in elements.values():
+            e._out = []
+        for c in graph.connections:
+            elements[c.src]._connect_output(c.sport, elements[c.dst], c.dport)
 
     # -- services for elements ----------------------------------------------------------
     def add_reader(self, fd, fn):
@@ -74,6 +101,9 @@ class Router:
     def add_task(self, fn):
         self._tasks.append(fn)
 
+    def remove_task(self, fn):
+        self._tasks = [t for t in self._tasks if t != fn]
+
     def add_cleanup(self, fn):
         """Call ``fn()`` when the router stops (after the elements are cleaned up)."""
         self._cleanups.append(fn)
@@ -86,6 +116,51 @@ class Router:
             return self.elements[name]
         except KeyError:
             raise HandlerError("no element named %r" % name) from None
+
+    # -- suspending and releasing what an element registered --------------------------------
+    def suspend(self, e):
+        """Take ``e``'s readers, timers and tasks out of service (kept for resume)."""
+        readers = {fd: fn for fd, fn in self._readers.items() if _owner(fn) is e}
+        for fd in readers:
+            self.remove_reader(fd)
+        timers = [t for t in self._timers if _owner(t[3]) is e]
+        if timers:
+            self._timers = [t for t in self._timers if _owner(t[3]) is not e]
+            heapq.heapify(self._timers)
+        tasks = [t for t in self._tasks if _owner(t) is e]
+        self._tasks = [t for t in self._tasks if _owner(t) is not e]
+        self._suspended[e] = (readers, timers, tasks)
+
+    def resume(self, e):
+        readers, timers, tasks = self._suspended.pop(e, ({}, [], []))
+        for fd, fn in readers.items():
+            self.add_reader(fd, fn)
+        for t in timers:
+            heapq.heappush(self._timers, t)
+        self._tasks.extend(tasks)
+
+    def release(self, e):
+        """Clean up an element that has left the graph for good."""
+        self._suspended.pop(e, None)
+        self.suspend(e)
+        self._suspended.pop(e, None)
+        try:
+            e.cleanup()
+        except Exception as ex:     # a failing cleanup must not take the router down
+            self._report(e.name, ex)
+
+    def swap(self, graph, elements, addresses=None):
+        """Install ``elements`` wired as ``graph`` (between two batches: call this from
+        the loop thread).  Elements of the old set that are not in the new one are
+        suspended, not released; returns them."""
+        gone = [e for e in self.elements.values() if e not in set(elements.values())]
+        for e in gone:
+            self.suspend(e)
+        self.wire(graph, elements)
+        self.graph, self.elements = graph, elements
+        if addresses is not None:
+            self.addresses = addresses
+        return gone
 
     # -- handlers by "element.handler" name ---------------------------------------------
     def _split(self, spec):
@@ -103,10 +178,12 @@ class Router:
         return e.write(h, value)
 
     # -- life cycle ---------------------------------------------------------------------
-    def initialize(self):
+    def initialize(self, elements=None):
+        """Initialize ``elements`` (default: all) in order; on failure clean up the
+        ones already initialized and raise a ConfigError naming the element."""
         done = []
         try:
-            for e in self.elements.values():
+            for e in (elements if elements is not None else self.elements.values()):
                 try:
                     e.initialize()
                 except (ValueError, OSError) as ex:
@@ -115,16 +192,28 @@ class Router:
                 done.append(e)
         except Exception:
             for e in reversed(done):
-                e.cleanup()
+                self.release(e)
             raise
-        self.initialized = True
+        if elements is None:
+            self.initialized = True
 
     def run_timers(self, now):
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, seq, interval, fn = heapq.heappop(timers)
-            fn()
+            try:
+                fn()
+            except Exception as ex:
+                self._report(getattr(_owner(fn), "name", "timer"), ex)
             heapq.heappush(timers, (now + interval, seq, interval, fn))
+
+    def _report(self, where, ex):
+        self.errors += 1
+        if self.on_error is not None:
+            self.on_error(where, ex)
+        elif self.errors <= 5:
+            print("clickup nf: %s: %s" % (where, "".join(
+                traceback.format_exception_only(type(ex), ex)).strip()), file=sys.stderr)
 
     def step(self, timeout=0.1):
         """One turn of the loop: due timers, tasks, then readable sockets."""
@@ -144,7 +233,10 @@ class Router:
             for fd, _ in events:
                 fn = self._readers.get(fd)
                 if fn is not None:
-                    fn()
+                    try:
+                        fn()
+                    except Exception as ex:    # a bad element must not kill the NF
+                        self._report(getattr(_owner(fn), "name", "reader"), ex)
 
     def run(self, install_signals=True):
         """Run until please_stop() or SIGTERM/SIGINT; then clean up."""
@@ -174,11 +266,12 @@ class Router:
             self.cleanup()
 
     def cleanup(self):
-        for e in reversed(list(self.elements.values())):
+        for e in list(self._suspended) + list(reversed(list(self.elements.values()))):
             try:
                 e.cleanup()
             except Exception:      # cleanup must reach every element
                 pass
+        self._suspended.clear()
         for fn in self._cleanups:
             try:
                 fn()

@@ -25,25 +25,26 @@ from .flatten import count_phrase
 __all__ = ["build_elements", "check", "port_usage"]
 
 
-def build_elements(graph, router=None):
+def build_elements(graph, router=None, classes=None):
     """Instantiate the graph's elements.  Returns (name -> Element in
-    declaration order, list of ConfigError)."""
+    declaration order, list of ConfigError).  ``classes`` (name -> class) is
+    searched before the library: an upgrade package's element code."""
     table = getattr(router, "addresses", None) if router is not None else None
     if table is None:
         table = AddressTable(offline=router is None)   # checking only: devices may be elsewhere
     decls = list(graph.elements.values())
-    errors, classes = [], {}
+    errors, chosen = [], {}
     for i, d in enumerate(decls):
-        cls = lookup(d.cls)
+        cls = (classes or {}).get(d.cls) or lookup(d.cls)
         if cls is None:
             errors.append((i, ConfigError("unknown element class '%s'" % d.cls, d.loc)))
         else:
-            classes[i] = cls
+            chosen[i] = cls
     built = {}
-    for i in sorted(classes, key=lambda i: (classes[i].CONFIGURE_PHASE, i)):
+    for i in sorted(chosen, key=lambda i: (chosen[i].CONFIGURE_PHASE, i)):
         d = decls[i]
         try:
-            built[i] = classes[i](d.name, d.config, router=router, addresses=table, loc=d.loc)
+            built[i] = chosen[i](d.name, d.config, router=router, addresses=table, loc=d.loc)
         except ConfigError as e:
             if e.loc is None:
                 e.loc = d.loc
@@ -63,7 +64,7 @@ def port_usage(graph):
     return {name: tuple(v) for name, v in usage.items()}
 
 
-def check(graph, elements=None):
+def check(graph, elements=None, classes=None):
     """Every error in ``graph``, sorted by position; empty if it can run.
 
     ``elements`` (from :func:`build_elements`) avoids building them twice; when
@@ -76,7 +77,7 @@ def check(graph, elements=None):
                 errors.append(ConfigError("connection %s unknown element '%s'"
                                           % (direction, name), c.loc))
     if elements is None:
-        elements, build_errors = build_elements(graph)
+        elements, build_errors = build_elements(graph, classes=classes)
         errors.extend(build_errors)
     ins, outs = {}, {}
     for c in graph.connections:

@@ -22,8 +22,21 @@ goes through ``_general``, which applies the input spec on a miss.
 State.  ``export_state`` walks the mappings once (O(n)) and writes plain JSON
 data; ``import_state`` builds a fresh table and swaps it in only when all of the
 data is valid, so a failed import leaves the running table untouched.  A later
-state version (say v2 with per-mapping byte counts) adds a field to the mapping
-dicts and a ``MIGRATIONS[1]`` step that fills it in for v1 data.
+state version adds fields through the ``_mapping_data`` / ``_import_mapping``
+hooks and a ``MIGRATIONS`` step (upgrades/nat-v2 adds per-mapping counters).
+
+Journal.  While a persistent store is attached (``Element.journal``), the slow
+path records every change a recovery needs: a mapping created (key ``[proto,
+inside address, inside port]``, value the mapping's export form with its first
+session), a session created or its TCP state changed (key ``[proto, inside
+address, inside port, remote address, remote port]``, value the session's export
+form), and mappings or sessions removed (value None).  ``replay_events`` applies
+them after ``import_state`` of the last snapshot.  Packets that only refresh an
+idle time are not journaled: replayed entries count as used at replay time.
+
+Traffic counters.  ``COUNT_TRAFFIC`` (a class attribute, read once per batch)
+makes the packet path add each packet and its IP length to its mapping's
+counters; the library rewriter leaves it off and pays one local test a packet.
 """
 
 import contextlib
@@ -218,16 +231,21 @@ def parse_input_spec(text, addresses=None, named=None):
 # -- table objects -----------------------------------------------------------------------------
 
 class _Mapping:
-    """An inside endpoint's outside endpoint, and its sessions keyed by remote endpoint."""
+    """An inside endpoint's outside endpoint, and its sessions keyed by remote endpoint.
+    ``packets`` and ``bytes`` count traffic when the element's COUNT_TRAFFIC is on;
+    ``created`` is the clock time the mapping was made (or imported as made)."""
 
     __slots__ = ("proto", "inside", "outside", "sessions", "pattern", "input",
-                 "foutput", "routput", "keeps_dst")
+                 "foutput", "routput", "keeps_dst", "packets", "bytes", "created")
 
-    def __init__(self, proto, inside, outside, pattern, input_, foutput, routput, keeps_dst):
+    def __init__(self, proto, inside, outside, pattern, input_, foutput, routput, keeps_dst,
+                 created=0.0):
         self.proto, self.inside, self.outside = proto, inside, outside
         self.pattern, self.input = pattern, input_
         self.foutput, self.routput, self.keeps_dst = foutput, routput, keeps_dst
         self.sessions = {}
+        self.packets = self.bytes = 0
+        self.created = created
 
 
 class _Session:
@@ -348,6 +366,7 @@ class IPRewriter(Element):
     STATE_VERSION = 1
     MIGRATIONS = {}
     PROTOCOLS = (TCP, UDP, ICMP)
+    COUNT_TRAFFIC = False       # per-mapping packet and byte counters (a subclass sets it)
 
     ARGS = (
         Arg("INPUTSPEC", rest=True,
@@ -419,6 +438,7 @@ class IPRewriter(Element):
         unpack16 = _U16.unpack_from
         pack16 = _U16.pack_into
         dst_anno = self.dst_anno
+        count = self.COUNT_TRAFFIC
         for p in batch:
             buf = p.buf
             nh = p.nh
@@ -442,6 +462,10 @@ class IPRewriter(Element):
                 general(p, nh, port, now, outs)
                 continue
             s.used = now
+            if count:
+                m = s.mapping
+                m.packets += 1
+                m.bytes += tot
             # _adjust inlined: a function call would cost as much as the rest
             x = (ipsum ^ 0xFFFF) + ipd
             pack_sum_flow(buf, nh + 10, ((x & 0xFFFF) + (x >> 16)) ^ 0xFFFF, new)
@@ -489,6 +513,10 @@ class IPRewriter(Element):
                     return
         s = e[6]
         s.used = now
+        if self.COUNT_TRAFFIC:
+            m = s.mapping
+            m.packets += 1
+            m.bytes += tot
         if frag & 0x2000:
             self._remember_fragment(proto, bytes(buf[nh + 12:nh + 20]), ipid, e, now)
         _rewrite(buf, nh, t, e)
@@ -538,7 +566,7 @@ class IPRewriter(Element):
         m = self._mappings.get((proto, in_addr, in_port))
         fresh = m is None
         if fresh:
-            m = self._new_mapping(proto, in_addr, in_port, spec)
+            m = self._new_mapping(proto, in_addr, in_port, spec, now)
             if m is None:
                 return None
         pat = spec.pattern
@@ -550,16 +578,21 @@ class IPRewriter(Element):
             if fresh:
                 self._remove_mapping(m)
             return None
+        if self._journal is not None:
+            if fresh:
+                self._journal_mapping("created", m, now)
+            else:
+                self._journal_session("created", s, now)
         return self._tables[proto][s.fkey]
 
-    def _new_mapping(self, proto, in_addr, in_port, spec):
+    def _new_mapping(self, proto, in_addr, in_port, spec, now):
         if len(self._mappings) >= self.capacity:
             return None
         outside = self._allocate(spec.pattern, proto, in_addr, in_port)
         if outside is None:
             return None
         m = _Mapping(proto, (in_addr, in_port), outside, spec.pattern, self._specs.index(spec),
-                     spec.foutput, spec.routput, spec.pattern.keeps_destination)
+                     spec.foutput, spec.routput, spec.pattern.keeps_destination, now)
         self._register_mapping(m)
         spec.pattern.taken.add((proto,) + outside)
         return m
@@ -634,7 +667,11 @@ class IPRewriter(Element):
         remote = (r_addr, r_port)
         s = self._add_session(m, remote, remote, m.foutput, m.routput,
                               _initial_state(proto, flags), now)
-        return None if s is None else self._tables[proto][s.rkey]
+        if s is None:
+            return None
+        if self._journal is not None:
+            self._journal_session("created", s, now)
+        return self._tables[proto][s.rkey]
 
     def _tcp_event(self, s, forward, flags):
         """Follow SYN, FIN and RST to pick the session's timeout (RFC 5382)."""
@@ -652,8 +689,11 @@ class IPRewriter(Element):
                     st = FIN_OUT if forward else FIN_IN
                 elif st == (FIN_IN if forward else FIN_OUT):
                     st = CLOSED
-        s.state = st
-        s.tmo = self._tcp_timeouts[st]
+        if st != s.state:
+            s.state = st
+            s.tmo = self._tcp_timeouts[st]
+            if self._journal is not None:
+                self._journal_session("updated", s, s.used)
 
     def _remember_fragment(self, proto, addrs, ipid, e, now):
         if len(self._fragments) < FRAG_CAPACITY:
@@ -693,13 +733,19 @@ class IPRewriter(Element):
         forget old fragment translations.  Returns the number of sessions removed."""
         now = self.clock()
         removed = 0
+        journal = self._journal is not None
         for m in list(self._mappings.values()):
             dead = [s for s in m.sessions.values() if now - s.used > s.tmo]
+            removed += len(dead)
+            if len(dead) == len(m.sessions):      # the mapping goes with its last session
+                self._remove_mapping(m)
+                if journal:
+                    self.journal("removed", _mapping_key(m))
+                continue
             for s in dead:
                 self._remove_session(s)
-            removed += len(dead)
-            if not m.sessions:
-                self._remove_mapping(m)
+                if journal:
+                    self.journal("removed", _session_key(s))
         frags = self._fragments
         for k in [k for k, rec in frags.items() if now - rec[4] > FRAG_TIMEOUT]:
             del frags[k]
@@ -707,8 +753,11 @@ class IPRewriter(Element):
 
     def clear(self):
         """Forget every mapping and session."""
+        journal = self._journal is not None
         for m in list(self._mappings.values()):
             self._remove_mapping(m)
+            if journal:
+                self.journal("removed", _mapping_key(m))
         self._new_tables()
 
     def nsessions(self):
