@@ -336,6 +336,17 @@ class Element:
     def take_state(self, old):
         """Click's hot-swap hook: adopt what is worth keeping from ``old``."""
 
+    def adopt_state(self, old):
+        """The in-place upgrade's hand-over: take over all of ``old``'s state, as the
+        element it replaces (same name, possibly a newer class).  The default copies
+        through export_state()/import_state() -- O(table size), migrating if ``old``
+        keeps an older state version; stateful elements override it to move their
+        tables by reference when the versions match, so the swap's pause does not
+        grow with the table.  Returns the number of entries carried."""
+        data = old.export_state()
+        self.import_state(data, old.STATE_VERSION)
+        return state_entries(data)
+
     # -- journal of state changes (for the persistent store) ----------------------------
     def journal(self, kind, key, value=None):
         """Record a state change -- ``kind`` is "created", "updated" or "removed",
@@ -345,6 +356,16 @@ class Element:
         j = self._journal
         if j is not None:
             j.append((kind, key, value))
+
+    @classmethod
+    def migrate_events(cls, events, version):
+        """Lift journaled events recorded at state ``version`` to STATE_VERSION (an
+        in-place upgrade replays the changes made since its pre-copy).  Elements
+        whose state has several versions override this."""
+        if version == cls.STATE_VERSION or not events:
+            return list(events)
+        raise ValueError("%s cannot migrate journal events from state version %s"
+                         % (cls.__name__, version))
 
     def replay_events(self, events):
         """Apply journaled ``(kind, key, value)`` events, in order, on top of the state
@@ -386,6 +407,15 @@ class Element:
             d = (cls._read_handlers.get(n) or cls._write_handlers.get(n))[1]
             out.append("  %-12s (%s) %s" % (n, mode, d))
         return "\n".join(out)
+
+
+def state_entries(data):
+    """How many entries exported state holds: the length of its largest list or
+    dict (a NAT's mappings, a firewall's sessions); 1 for scalar state."""
+    if isinstance(data, dict):
+        sizes = [len(v) for v in data.values() if isinstance(v, (list, dict))]
+        return max(sizes) if sizes else 1
+    return len(data) if isinstance(data, list) else 1
 
 
 def lookup(name):

@@ -223,8 +223,11 @@ class Router:
             timeout = min(timeout, max(0.0, self._timers[0][0] - now))
         busy = now < self._spin_until
         for t in self._tasks:
-            if t():
-                busy = True
+            try:
+                if t():
+                    busy = True
+            except Exception as ex:       # a source's batch raised downstream
+                self._report(getattr(_owner(t), "name", "task"), ex)
         events = self._epoll.poll(0 if busy else timeout)
         if events:
             # Keep polling without sleeping for a moment after traffic: a sleeping

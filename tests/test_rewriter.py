@@ -609,3 +609,147 @@ def test_configuration_errors(config, message):
 def test_port_count_follows_the_specs():
     e = make("IPRewriter", "pattern %s 1-2 - - 0 3, drop, pass 2" % NAT)
     assert e.port_count() == "3/4"
+
+
+# -- journal and replay (the persistent store's recovery) -----------------------------------
+
+JOURNAL_CONFIG = NAT_SPEC + ", FILTER endpoint"
+
+
+def table(e):
+    """The element's table in export form without idle ages (which replay resets),
+    in a canonical order."""
+    mappings = e.export_state()["mappings"]
+    for m in mappings:
+        for s in m["sessions"]:
+            del s["idle"]
+        m["sessions"].sort(key=lambda s: s["remote"])
+    return sorted(mappings, key=lambda m: (m["proto"], m["inside"]))
+
+
+def recovered(snapshot, events, t, config=JOURNAL_CONFIG):
+    """A fresh rewriter at clock ``t`` rebuilt from a snapshot and the journal after it,
+    both through JSON, as a store would keep them."""
+    e = rewriter(config)
+    e.clock.t = t
+    e.import_state(json.loads(json.dumps(snapshot)), 1)
+    e.replay_events(json.loads(json.dumps(events)))
+    return e
+
+
+def test_snapshot_plus_replayed_journal_equals_the_live_table():
+    e = rewriter(JOURNAL_CONFIG)
+    old_tcp = open_tcp(e, sport=41000)
+    send(e, OUT, H.tcp(R, NAT, 80, old_tcp, flags=H.TCP_SYN | H.TCP_ACK))
+    udp_port = outside_port(only(send(e, IN, H.udp(A2, R, 5000, 53)), 0))
+    snapshot = e.export_state()
+    e._journal = []                         # what a persistent store attaches
+    e.clock.t += 200
+    new_tcp = open_tcp(e, sport=42000)                                     # mapping created
+    send(e, OUT, H.tcp(R, NAT, 80, new_tcp, flags=H.TCP_SYN | H.TCP_ACK))  # -> established
+    open_tcp(e, sport=42000, dst=R2, dport=443)                            # second session
+    send(e, IN, H.tcp(A, R, 41000, 80, flags=H.TCP_FIN | H.TCP_ACK))       # -> fin-out
+    send(e, OUT, H.tcp(R, NAT, 80, old_tcp, flags=H.TCP_FIN | H.TCP_ACK))  # -> closed
+    send(e, OUT, H.udp(R2, NAT, 53, udp_port))                 # inbound session (endpoint)
+    ping_id = H.parse(only(send(e, IN, H.icmp_echo(A, R, 7, 1)), 0), 0)["id"]
+    e.clock.t += 150          # the UDP session to R (idle 350 s) and the ping (150 s) expire
+    assert e.expire() == 2
+    kinds = [ev[0] for ev in e._journal]
+    assert kinds.count("created") == 4 and kinds.count("removed") == 2
+
+    r = recovered(snapshot, e._journal, e.clock.t)
+    assert table(r) == table(e)
+    assert r.read("table_size") == e.read("table_size") == "3"
+    # the recovered table forwards like the live one, ports and states included
+    assert checked(only(send(r, OUT, H.tcp(R, NAT, 80, new_tcp, b"x")), 1)) == \
+        H.tcp(R, A, 80, 42000, b"x")
+    assert checked(only(send(r, OUT, H.udp(R2, NAT, 53, udp_port, b"u")), 1)) == \
+        H.udp(R2, A2, 53, 5000, b"u")
+    assert "198.51.100.7:80 closed" in r.read("mappings")
+    # removed entries stay removed: the expired UDP session (its mapping lives on with
+    # the R2 session) and the expired ping mapping
+    assert "%s:53" % R not in r.read("mappings") and "icmp" not in r.read("mappings")
+    assert send(r, OUT, H.icmp_echo(R, NAT, ping_id, 1, reply=True)) == [[], []]
+
+
+def test_only_slow_path_changes_are_journaled():
+    e = rewriter(JOURNAL_CONFIG)
+    e._journal = []
+    port = open_tcp(e)
+    send(e, OUT, H.tcp(R, NAT, 80, port, flags=H.TCP_SYN | H.TCP_ACK))
+    assert [(k, key) for k, key, _ in e._journal] == [
+        ("created", ["tcp", A, 40000]), ("updated", ["tcp", A, 40000, R, 80])]
+    assert e._journal[1][2]["state"] == "established"
+    for _ in range(3):                     # data both ways: nothing to journal
+        send(e, IN, H.tcp(A, R, 40000, 80, b"data"))
+        send(e, OUT, H.tcp(R, NAT, 80, port, b"ack"))
+    send(e, IN, H.tcp(A, R, 40000, 80, flags=H.TCP_SYN | H.TCP_ACK))  # no state change
+    assert len(e._journal) == 2
+    json.dumps(e._journal)                 # keys and values are JSON data
+
+
+def test_clear_is_journaled_and_replayed():
+    e = rewriter(JOURNAL_CONFIG)
+    port = open_tcp(e)
+    outside_port(only(send(e, IN, H.udp(A, R, 5000, 53)), 0))
+    snapshot = e.export_state()
+    e._journal = []
+    e.write("clear")
+    assert sorted(key for _, key, _ in e._journal) == [["tcp", A, 40000], ["udp", A, 5000]]
+    r = recovered(snapshot, e._journal, e.clock.t)
+    assert r.read("table_size") == "0"
+    assert not reply_gets_in(r, port)
+
+
+def test_replay_frees_and_claims_pattern_ports():
+    spec = "pattern %s 6000-6001 - - 0 1, drop" % NAT
+    e = rewriter(spec)
+    first = open_tcp(e, sport=1)
+    snapshot = e.export_state()
+    e._journal = []
+    e.write("clear")
+    second = open_tcp(e, sport=2)          # may take either port now
+    r = recovered(snapshot, e._journal, e.clock.t, spec)
+    assert table(r) == table(e)
+    assert open_tcp(r, sport=3) == 6001 - (second - 6000)
+    assert first in (6000, 6001)
+
+
+@pytest.mark.parametrize("event, message", [
+    (("created", ["tcp", A, 1], None), "dict"),
+    (("created", ["tcp", A, 1], {"proto": "tcp", "inside": [A, 2]}), "match its key"),
+    (("renamed", ["tcp", A, 1], None), "event kind"),
+    (("removed", ["tcp", A], None), "expected key"),
+    (("removed", ["sctp", A, 1], None), "protocol"),
+    (("created", ["udp", A, 1, R, 53], {"remote": [R, 53]}), "idle|rewritten|'"),
+    (("removed",), "journal event 0"),
+])
+def test_replay_rejects_malformed_events(event, message):
+    e = rewriter(JOURNAL_CONFIG)
+    outside_port(only(send(e, IN, H.udp(A, R, 1, 53)), 0))
+    with pytest.raises(ValueError, match=message):
+        e.replay_events([event])
+
+
+def test_replay_ignores_removals_of_entries_already_gone():
+    e = rewriter(JOURNAL_CONFIG)
+    assert e.replay_events([("removed", ["tcp", A, 1], None),
+                            ("removed", ["udp", A, 1, R, 53], None),
+                            ("updated", ["tcp", A, 1, R, 80],
+                             {"remote": [R, 80], "rewritten": [R, 80], "foutput": 0,
+                              "routput": 1, "state": "closed", "idle": 0})]) == 0
+    assert e.read("table_size") == "0"
+
+
+def test_adopt_state_carries_the_table_and_applies_the_new_timeouts():
+    old = rewriter()
+    port = open_tcp(old)                                # a SYN-only session
+    same = rewriter()
+    assert same.adopt_state(old) == 1
+    assert reply_gets_in(same, port)
+    assert open_tcp(same, sport=40001) != port          # new flows avoid adopted ports
+    shorter = rewriter(NAT_SPEC + ", TCP_DONE_TIMEOUT 10")
+    assert shorter.adopt_state(old) == 2
+    shorter.clock.t += 11
+    shorter.expire()
+    assert shorter.read("table_size") == "0"            # the new timeout applies

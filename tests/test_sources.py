@@ -399,3 +399,114 @@ def test_sources_in_a_router_until_stop(tmp_path):
     assert router.read("c.count") == "10" and router.read("d.count") == "10"
     e = read_all(str(path))
     assert frames_out(e) == [FRAME2] * 10
+
+
+# -- FastUDPFlows ------------------------------------------------------------------------------
+
+SRC_MAC, DST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+SRC_IP, DST_IP = "10.0.0.2", "198.51.100.7"
+
+
+def flows(rate, limit, length, nflows, flowsize, extra=""):
+    config = "%s, %s, %s, %s, %s, %s, %s, %s, %s%s" % (
+        rate, limit, length, SRC_MAC, SRC_IP, DST_MAC, DST_IP, nflows, flowsize, extra)
+    s = make("FastUDPFlows", config)
+    s.clock = Clock(0.0)
+    return s
+
+
+def expected_udp_frame(sport, dport, length, checksum=True):
+    """The frame FastUDPFlows should send, built here: zero payload, TTL 250, IP id 0,
+    no DF, and the UDP checksum from the naive RFC 1071 loop."""
+    payload = bytes(length - 42)
+    seg = bytearray(struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
+    if checksum:
+        pseudo = H._ip(SRC_IP) + H._ip(DST_IP) + struct.pack("!BBH", 0, 17, len(seg))
+        seg[6:8] = struct.pack("!H", checksum_ref.rfc1071(pseudo + seg) or 0xFFFF)
+    ip = H.ipv4(SRC_IP, DST_IP, H.IPPROTO_UDP, seg, ttl=250, ident=0, flags_frag=0)
+    return H.ether(DST_MAC, SRC_MAC, H.ETHERTYPE_IP, ip)
+
+
+def ports(frame):
+    return struct.unpack_from("!HH", frame, 34)
+
+
+@pytest.mark.parametrize("length", [60, 1514])
+def test_fast_udp_flows_golden_frames_in_flow_order(length):
+    s = flows(0, 12, length, 4, 3)
+    assert s.run_task() and not s.run_task()            # RATE 0: all 12 at once, then LIMIT
+    out = frames_out(s)
+    assert len(out) == 12
+    seen = [ports(f) for f in out]
+    firsts = seen[::3]
+    assert len({sp for sp, _ in firsts}) == 4            # four flows, distinct source ports
+    assert seen == [p for p in firsts for _ in range(3)]  # 3 packets each, in turn
+    for f in out:
+        assert f == expected_udp_frame(*ports(f), length)
+        assert H.verify(f) == []
+        assert checksum_ref.ip_ok(f) and checksum_ref.l4_ok(f)
+    p = s.sinks[0].packets[0]
+    assert p.nh == 14 and p.dst_ip == H._ip(DST_IP)
+
+
+def test_fast_udp_flows_cycle_through_flows_across_runs_at_rate():
+    s = flows(100, 10, 60, 3, 2)
+    s.run_task()
+    s.clock.t = 0.03                                    # 4 packets due: a, a, b, b
+    drain(s)
+    s.clock.t = 1.0                                     # the rest: c, c, a, a, b, b -> 10
+    drain(s)
+    seen = [ports(f)[0] for f in frames_out(s)]
+    a, b, c = seen[0], seen[2], seen[4]
+    assert seen == [a, a, b, b, c, c, a, a, b, b]
+    assert s.read("count") == "10"
+
+
+def test_fast_udp_flows_without_checksum_and_handlers():
+    s = flows(10, -1, 60, 2, 1, ", false, ACTIVE false")
+    assert not s.run_task()
+    assert s.read("active") == "false"
+    s.write("active", "true")
+    s.run_task()
+    f = frames_out(s)[0]
+    assert f == expected_udp_frame(*ports(f), 60, checksum=False)
+    s.write("rate", "0")
+    assert s.read("rate") == "0"
+    s.run_task()
+    assert s.read("count") == "257"                     # unpaced: a full batch per run
+    s.write("reset")
+    assert s.read("count") == "0"
+    with pytest.raises(HandlerError, match="RATE"):
+        s.write("rate", "-5")
+
+
+def test_fast_udp_flows_make_as_many_nat_mappings_as_flows():
+    n = 3000
+    s = flows(0, n, 60, n, 1)
+    nat = make("IPRewriter", "pattern 192.0.2.1 1024-65535 - - 0 1, drop")
+    s._connect_output(0, nat, 0)
+    drain(s)
+    assert nat.read("table_size") == str(n) and nat.read("mapping_failures") == "0"
+    out = nat.sinks[0].packets
+    assert len(out) == n
+    for p in out[:50]:
+        assert H.verify(p.data) == [] and checksum_ref.l4_ok(p.data)
+
+
+def test_fast_udp_flows_all_source_ports_distinct_at_the_maximum():
+    s = flows(0, 64512, 60, 64512, 1)
+    drain(s)
+    assert sorted(ports(f)[0] for f in frames_out(s)) == list(range(1024, 65536))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((0, 1, 59, 1, 1), "LENGTH"),
+    ((0, 1, 65550, 1, 1), "LENGTH"),
+    ((0, 1, 60, 0, 1), "FLOWS"),
+    ((0, 1, 60, 64513, 1), "FLOWS"),
+    ((0, 1, 60, 1, 0), "FLOWSIZE"),
+    ((-1, 1, 60, 1, 1), "RATE"),
+])
+def test_fast_udp_flows_configuration_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        flows(*args)

@@ -359,7 +359,10 @@ class IPRewriter(Element):
     State (version 1): export_state/import_state carry every mapping and session
     with outside ports, remotes, TCP states and idle ages.  take_state does nothing
     for the table, as in stock Click since its 2010 rewriter rewrite: a hot-swap
-    starts empty; upgrades carry the table through export/import instead.
+    starts empty; upgrades carry the table through adopt_state (by reference when
+    the specs and timeouts are unchanged) or export/import.  With a persistent
+    store attached, created, changed (TCP state) and removed mappings and sessions
+    are journaled, and replay_events rebuilds the table from a snapshot and them.
     """
 
     PORTS = "1-/1-"
@@ -720,11 +723,14 @@ class IPRewriter(Element):
         table.pop(s.rkey, None)
         del m.sessions[s.remote]
 
-    def _remove_mapping(self, m):
+    def _unregister_mapping(self, m):
         for s in list(m.sessions.values()):
             self._remove_session(s)
         del self._mappings[(m.proto,) + m.inside]
         del self._outside[(m.proto,) + m.outside]
+
+    def _remove_mapping(self, m):
+        self._unregister_mapping(m)
         if m.pattern is not None:
             m.pattern.taken.discard((m.proto,) + m.outside)
 
@@ -768,7 +774,7 @@ class IPRewriter(Element):
         now = self.clock()
         names = _Memo(ip_str)
         with _gc_paused():
-            mappings = [_export_mapping(m, now, names) for m in self._mappings.values()]
+            mappings = [self._mapping_data(m, now, names) for m in self._mappings.values()]
         return {"mappings": mappings,
                 "mapping_failures": self.mapping_failures, "bad_packets": self.bad_packets}
 
@@ -804,7 +810,14 @@ class IPRewriter(Element):
         self.mapping_failures = int(data.get("mapping_failures", self.mapping_failures))
         self.bad_packets = int(data.get("bad_packets", self.bad_packets))
 
+    def _mapping_data(self, m, now, names):
+        """Mapping ``m`` in export form (``names`` converts addresses to text); a later
+        state version extends it."""
+        return _export_mapping(m, now, names)
+
     def _import_mapping(self, md, now, addrs):
+        """Install the mapping ``md`` (export form) with its sessions and return it;
+        on error nothing of it stays installed.  Its pattern port is not claimed."""
         proto = PROTO_NUMBERS.get(md["proto"])
         if proto not in self._tables:
             raise ValueError("protocol %r is not handled by %s"
@@ -821,23 +834,34 @@ class IPRewriter(Element):
                      self._import_output(md["foutput"]), self._import_output(md["routput"]),
                      bool(md.get("keeps_dst", True)))
         self._register_mapping(m)
-        for sd in md["sessions"]:
-            state = None
-            if proto == TCP:
-                if sd.get("state") not in TCP_STATES:
-                    raise ValueError("unknown TCP state %r (expected one of %s)"
-                                     % (sd.get("state"), ", ".join(TCP_STATES)))
-                state = TCP_STATES.index(sd["state"])
-            idle = float(sd["idle"])
-            if idle < 0:
-                raise ValueError("negative idle time %r" % idle)
-            remote = _import_endpoint(sd["remote"], addrs)
-            s = self._add_session(m, remote, _import_endpoint(sd["rewritten"], addrs),
-                                  self._import_output(sd["foutput"]),
-                                  self._import_output(sd["routput"]), state, now - idle)
-            if s is None:
-                raise ValueError("session to %s collides with another"
-                                 % _endpoint(*remote))
+        try:
+            for sd in md["sessions"]:
+                self._import_session(m, sd, now, addrs)
+        except BaseException:
+            self._unregister_mapping(m)
+            raise
+        # state version 1 keeps no creation time: the oldest last use is the best bound
+        m.created = min((s.used for s in m.sessions.values()), default=now)
+        return m
+
+    def _import_session(self, m, sd, now, addrs):
+        proto = m.proto
+        state = None
+        if proto == TCP:
+            if sd.get("state") not in TCP_STATES:
+                raise ValueError("unknown TCP state %r (expected one of %s)"
+                                 % (sd.get("state"), ", ".join(TCP_STATES)))
+            state = TCP_STATES.index(sd["state"])
+        idle = float(sd["idle"])
+        if idle < 0:
+            raise ValueError("negative idle time %r" % idle)
+        remote = _import_endpoint(sd["remote"], addrs)
+        s = self._add_session(m, remote, _import_endpoint(sd["rewritten"], addrs),
+                              self._import_output(sd["foutput"]),
+                              self._import_output(sd["routput"]), state, now - idle)
+        if s is None:
+            raise ValueError("session to %s collides with another" % _endpoint(*remote))
+        return s
 
     def _import_output(self, n):
         if not isinstance(n, int) or not 0 <= n < self._nout:
@@ -845,9 +869,123 @@ class IPRewriter(Element):
                              % (n, self._nout))
         return n
 
+    def _mapping_text(self, m, now):
+        """Mapping ``m`` as one line of the mappings handler."""
+        return _mapping_line(m, now)
+
+    # -- journal and replay (the persistent store's recovery) -----------------------------
+    def _journal_mapping(self, kind, m, now):
+        self.journal(kind, _mapping_key(m), self._mapping_data(m, now, _Memo(ip_str)))
+
+    def _journal_session(self, kind, s, now):
+        self.journal(kind, _session_key(s), _export_session(s, s.mapping.proto, now,
+                                                            _Memo(ip_str)))
+
+    @classmethod
+    def migrate_events(cls, events, version):
+        """Lift events journaled at state ``version``: each mapping entry goes through
+        MIGRATIONS as a one-mapping state; session entries are kept as they are (a
+        migration must keep the session layout).  Raises ValueError like
+        migrate_state."""
+        if version == cls.STATE_VERSION:
+            return list(events)
+        out = []
+        for i, (kind, key, value) in enumerate(events):
+            if kind != "removed" and isinstance(key, (list, tuple)) and len(key) == 3:
+                try:
+                    value = cls.migrate_state({"mappings": [value]}, version)["mappings"][0]
+                except ValueError as e:
+                    raise ValueError("journal event %d: %s" % (i, e)) from None
+            out.append((kind, key, value))
+        return out
+
+    def replay_events(self, events):
+        """Apply journaled ``(kind, key, value)`` events in order, on top of the state
+        just imported from the snapshot they follow (events of an older state
+        version go through migrate_events first).  A created mapping replaces one
+        of the same inside endpoint; a created or updated session replaces its
+        earlier self; removals of entries already gone, and session events of a
+        mapping that is gone, change nothing.  Replayed entries count as used now.
+        Returns the number of events that changed the table; raises ValueError
+        naming the first malformed event (the events before it stay applied)."""
+        now = self.clock()
+        addrs = _Memo(parse_ip)
+        applied = 0
+        with _gc_paused():
+            for i, event in enumerate(events):
+                try:
+                    applied += self._replay(event, now, addrs)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                    raise ValueError("journal event %d: %s" % (i, e)) from None
+        return applied
+
+    def _replay(self, event, now, addrs):
+        kind, key, value = event
+        if kind not in ("created", "updated", "removed"):
+            raise ValueError("unknown event kind %r (expected created, updated or removed)"
+                             % (kind,))
+        if not isinstance(key, (list, tuple)) or len(key) not in (3, 5):
+            raise ValueError("expected key [proto, inside address, inside port] or [proto, "
+                             "inside address, inside port, remote address, remote port], "
+                             "got %r" % (key,))
+        proto = PROTO_NUMBERS.get(key[0])
+        if proto not in self._tables:
+            raise ValueError("protocol %r is not handled by %s"
+                             % (key[0], self.__class__.__name__))
+        inside = _import_endpoint(key[1:3], addrs)
+        if kind != "removed":
+            _check_entry(value, key, addrs)
+        m = self._mappings.get((proto,) + inside)
+        if len(key) == 3:
+            return self._replay_mapping(kind, value, m, now, addrs)
+        if m is None:
+            return False
+        s = m.sessions.get(_import_endpoint(key[3:5], addrs))
+        if s is not None:
+            self._remove_session(s)
+        if kind != "removed":
+            self._import_session(m, value, now, addrs)
+        elif not m.sessions:                    # as expire() does: the mapping goes too
+            self._remove_mapping(m)
+        return kind != "removed" or s is not None
+
+    def _replay_mapping(self, kind, value, old, now, addrs):
+        if old is not None:
+            self._remove_mapping(old)
+        if kind == "removed":
+            return old is not None
+        m = self._import_mapping(value, now, addrs)
+        if m.pattern is not None:
+            m.pattern.taken.add((m.proto,) + m.outside)
+        return True
+
+    def adopt_state(self, old):
+        """The in-place upgrade's hand-over.  When ``old`` keeps the same state version
+        and everything that shaped its table is unchanged -- protocols, input specs
+        (inline patterns only), timeouts -- the table moves by reference, in constant
+        time, with the specs its mappings point to; otherwise it is copied through
+        export_state/import_state (migrating it).  Returns the mappings carried."""
+        if not self._same_table_shape(old):
+            return super().adopt_state(old)
+        self._specs = old._specs
+        (self._tables, self._hot, self._mappings, self._outside, self._fragments) = (
+            old._tables, old._hot, old._mappings, old._outside, old._fragments)
+        self.mapping_failures, self.bad_packets = old.mapping_failures, old.bad_packets
+        return len(self._mappings)
+
+    def _same_table_shape(self, old):
+        if not isinstance(old, IPRewriter) or old.STATE_VERSION != self.STATE_VERSION:
+            return False
+        if any(sp.pattern is not None and sp.pattern.name for sp in self._specs + old._specs):
+            return False        # named patterns are shared: their port sets must not split
+        return (old.PROTOCOLS == self.PROTOCOLS
+                and [sp.text for sp in old._specs] == [sp.text for sp in self._specs]
+                and old._timeouts == self._timeouts
+                and old._tcp_timeouts == self._tcp_timeouts)
+
     def take_state(self, old):
         """Keep nothing: stock Click's rewriters (since 2010) start a hot-swap with an
-        empty table.  In-service upgrades carry the table by export/import_state."""
+        empty table.  In-service upgrades carry the table by adopt_state."""
 
     # -- handlers -------------------------------------------------------------------------
     @read_handler("table_size", "number of mappings")
@@ -862,7 +1000,7 @@ class IPRewriter(Element):
                   "idle seconds, and each session's remote endpoint and state")
     def _h_mappings(self):
         now = self.clock()
-        lines = [_mapping_line(m, now) for m in
+        lines = [self._mapping_text(m, now) for m in
                  sorted(self._mappings.values(), key=lambda m: (m.proto, m.inside))]
         return "\n".join(lines)
 
@@ -940,6 +1078,14 @@ def _state_name(proto, state):
     return TCP_STATES[state] if proto == TCP else None
 
 
+def _export_session(s, proto, now, name):
+    return {"remote": [name[s.remote[0]], s.remote[1]],
+            "rewritten": [name[s.rdst[0]], s.rdst[1]],
+            "foutput": s.foutput, "routput": s.routput,
+            "state": _state_name(proto, s.state),
+            "idle": round(max(0.0, now - s.used), 6)}
+
+
 def _export_mapping(m, now, name):
     return {
         "proto": PROTO_NAMES[m.proto],
@@ -947,13 +1093,31 @@ def _export_mapping(m, now, name):
         "outside": [name[m.outside[0]], m.outside[1]],
         "input": m.input, "foutput": m.foutput, "routput": m.routput,
         "keeps_dst": m.keeps_dst,
-        "sessions": [{"remote": [name[s.remote[0]], s.remote[1]],
-                      "rewritten": [name[s.rdst[0]], s.rdst[1]],
-                      "foutput": s.foutput, "routput": s.routput,
-                      "state": _state_name(m.proto, s.state),
-                      "idle": round(max(0.0, now - s.used), 6)}
-                     for s in m.sessions.values()],
+        "sessions": [_export_session(s, m.proto, now, name) for s in m.sessions.values()],
     }
+
+
+def _check_entry(value, key, addrs):
+    """A journaled value must describe the entry its key names."""
+    if not isinstance(value, dict):
+        raise ValueError("expected the entry as a dict, got %r" % (value,))
+    if len(key) == 3:
+        same = value["proto"] == key[0] and _import_endpoint(
+            value["inside"], addrs) == _import_endpoint(key[1:3], addrs)
+    else:
+        same = _import_endpoint(value["remote"], addrs) == _import_endpoint(key[3:5], addrs)
+    if not same:
+        raise ValueError("the entry does not match its key %r" % (list(key),))
+
+
+def _mapping_key(m):
+    """A mapping's journal key: [protocol, inside address, inside port]."""
+    return [PROTO_NAMES[m.proto], ip_str(m.inside[0]), m.inside[1]]
+
+
+def _session_key(s):
+    """A session's journal key: its mapping's key, remote address, remote port."""
+    return _mapping_key(s.mapping) + [ip_str(s.remote[0]), s.remote[1]]
 
 
 def _import_endpoint(pair, addrs):

@@ -1,10 +1,14 @@
-"""Traffic sources and pcap files: InfiniteSource, RatedSource, FromDump, ToDump.
+"""Traffic sources and pcap files: InfiniteSource, RatedSource, FastUDPFlows,
+FromDump, ToDump.
 
 Sources have no input: they register ``run_task`` with ``router.add_task`` in
 ``initialize()`` and the router calls it every loop turn; it pushes what is
 due as one batch and returns True if it did work.  With ``router=None`` (unit
 tests) nothing is registered and the test calls ``run_task()`` itself, with
-``element.clock`` injected to control time.
+``element.clock`` injected to control time.  The generators share one base
+(LIMIT, ACTIVE, STOP, handlers) and RatedSource's pacing; what they send comes
+from two hooks, ``_prepare`` (build templates at configuration) and
+``_make_batch`` (copy them into packets).
 
 Packet timestamps are wall-clock seconds from the ``wallclock`` attribute
 (``time.time`` unless a test injects another), as Click stamps generated
@@ -18,6 +22,7 @@ time resolution.  Only Ethernet and raw-IP link types are accepted, since
 those are what the elements downstream understand.
 """
 
+import random
 import re
 import struct
 import sys
@@ -25,9 +30,11 @@ import time
 
 from ..args import parse_value
 from ..element import REQUIRED, Arg, Element, read_handler, write_handler
+from ..headers import ETHERTYPE_IP, IPPROTO_UDP, ether, ipv4
+from ..netutil import csum_fold, ones_sum, pseudo_header_sum
 from ..packet import Packet
 
-__all__ = ["InfiniteSource", "RatedSource", "FromDump", "ToDump", "PcapError",
+__all__ = ["InfiniteSource", "RatedSource", "FastUDPFlows", "FromDump", "ToDump", "PcapError",
            "PcapReader", "pcap_global_header", "LINKTYPE_ETHERNET", "LINKTYPE_RAW"]
 
 # Click's default is a text of about 70 bytes; ours is likewise at least 64 bytes,
@@ -35,6 +42,7 @@ __all__ = ["InfiniteSource", "RatedSource", "FromDump", "ToDump", "PcapError",
 DEFAULT_DATA = b"clickup InfiniteSource default packet data: sixty-four bytes or so."
 
 MAX_BATCH = 256          # packets pushed per batch by the sources
+_UDP_HDR = struct.Struct("!HHHH")
 
 
 # -- Click string syntax for DATA --------------------------------------------------------
@@ -128,12 +136,16 @@ class _Source(Element):
     wallclock = staticmethod(time.time)      # packet timestamps; injectable
 
     def configure(self):
+        self.count = 0
+        self._stop_sent = False
+        self._prepare()
+
+    def _prepare(self):
+        """Build what packets are copied from: DATA, repeated up to DATASIZE."""
         data = self.data
         if self.datasize is not None and 0 < len(data) < self.datasize:
             data = (data * (self.datasize // len(data) + 1))[:self.datasize]
         self._template = data
-        self.count = 0
-        self._stop_sent = False
 
     def initialize(self):
         if self.router is not None:
@@ -147,12 +159,17 @@ class _Source(Element):
         return n if self.limit < 0 else max(0, min(n, self.limit - self.count))
 
     def _emit(self, n):
-        ts, tpl, out = self.wallclock(), self._template, self.output(0)
+        ts, out, make = self.wallclock(), self.output(0), self._make_batch
         self.count += n
         while n > 0:
             k = min(n, MAX_BATCH)
-            out([Packet(tpl, 0, ts) for _ in range(k)])     # Packet copies tpl
+            out(make(k, ts))
             n -= k
+
+    def _make_batch(self, k, ts):
+        """``k`` new packets stamped ``ts``."""
+        tpl = self._template
+        return [Packet(tpl, 0, ts) for _ in range(k)]     # Packet copies tpl
 
     def _done(self):
         """LIMIT reached: ask the router to stop once, if STOP is set."""
@@ -279,17 +296,20 @@ class RatedSource(_Source):
         """Push the packets due by now; return whether any were sent."""
         if not self.active:
             return False
+        n = self._room(min(self._due(), MAX_BATCH))
+        if n <= 0:
+            return self._done() if self._room(1) == 0 else False
+        self._emit(n)
+        return True
+
+    def _due(self):
+        """How many packets are due by now and not yet sent."""
         now = self.clock()
         if self._t0 is None:
             self._t0, self._base = now, self.count
         # The k-th packet (from 0) is due at t0 + k/RATE; the epsilon absorbs
         # float error so a packet due exactly now is sent now.
-        due = int((now - self._t0) * self.rate + 1e-9) + 1 - (self.count - self._base)
-        n = self._room(min(due, MAX_BATCH))
-        if n <= 0:
-            return self._done() if self._room(1) == 0 else False
-        self._emit(n)
-        return True
+        return int((now - self._t0) * self.rate + 1e-9) + 1 - (self.count - self._base)
 
     @read_handler("rate", "the RATE in packets per second")
     def h_rate(self):
@@ -299,6 +319,102 @@ class RatedSource(_Source):
     def h_set_rate(self, value):
         self.rate = self._check_rate(parse_value("double", value))
         self._restart()
+
+
+class FastUDPFlows(RatedSource):
+    """FastUDPFlows(RATE, LIMIT, LENGTH, SRCETH, SRCIP, DSTETH, DSTIP, FLOWS, FLOWSIZE [, CHECKSUM, ACTIVE, KEYWORDS])
+
+    Generates Ethernet frames of LENGTH bytes carrying UDP datagrams from SRCIP
+    to DSTIP (zero payload, TTL 250, IP id 0), spread over FLOWS flows: each flow
+    has its own random source port, distinct from every other flow's (so FLOWS
+    is at most 64512, the ports 1024-65535), and a random destination port.  It
+    sends FLOWSIZE packets of the first flow, then FLOWSIZE of the next, and after
+    the last flow starts again with the first.  Packets leave at RATE per second
+    (0: as fast as the task runs, 256 per run), paced like RatedSource, until
+    LIMIT packets are sent (-1: no limit).  IP and UDP checksums are computed
+    (the UDP one only if CHECKSUM); the IP header and destination annotations
+    are set.  Unlike Click's, which picks a random flow for each packet and gives
+    a flow new ports after FLOWSIZE packets, the flows here are fixed and visited
+    in order, so FLOWS flows make exactly FLOWS NAT mappings.  LENGTH must be at
+    least 60 (Click raises smaller values to 60)."""
+
+    ARGS = (
+        Arg("RATE", "double", REQUIRED, positional=True,
+            doc="packets per second; 0 sends as fast as the task runs"),
+        Arg("LIMIT", "int", REQUIRED, positional=True,
+            doc="total packets to send; negative means no limit"),
+        Arg("LENGTH", "uint", REQUIRED, positional=True,
+            doc="frame length in bytes, Ethernet header included (at least 60)"),
+        Arg("SRCETH", "eth", REQUIRED, positional=True, doc="source Ethernet address"),
+        Arg("SRCIP", "ip", REQUIRED, positional=True, doc="source IP address"),
+        Arg("DSTETH", "eth", REQUIRED, positional=True, doc="destination Ethernet address"),
+        Arg("DSTIP", "ip", REQUIRED, positional=True, doc="destination IP address"),
+        Arg("FLOWS", "uint", REQUIRED, positional=True,
+            doc="number of flows, each with its own source port (1-64512)"),
+        Arg("FLOWSIZE", "uint", REQUIRED, positional=True,
+            doc="packets sent from one flow before moving to the next"),
+        Arg("CHECKSUM", "bool", True, positional=True, doc="compute UDP checksums"),
+        _source_arg("ACTIVE"), _source_arg("STOP"),
+    )
+
+    MIN_LENGTH = 60               # a minimum Ethernet frame without its FCS
+    _HEADERS = 14 + 20 + 8        # Ethernet, IPv4, UDP
+    _SPORTS = range(1024, 65536)
+
+    @staticmethod
+    def _check_rate(rate):
+        if not rate >= 0:
+            raise ValueError("keyword RATE: expected packets per second (0: unpaced)")
+        return rate
+
+    def _prepare(self):
+        if not self.MIN_LENGTH <= self.length <= 65535 + 14:
+            raise ValueError("keyword LENGTH: expected %d to 65549 bytes, got %d"
+                             % (self.MIN_LENGTH, self.length))
+        if not 1 <= self.flows <= len(self._SPORTS):
+            raise ValueError("keyword FLOWS: expected 1 to %d flows (one source port "
+                             "each), got %d" % (len(self._SPORTS), self.flows))
+        if self.flowsize < 1:
+            raise ValueError("keyword FLOWSIZE: expected at least 1 packet per flow")
+        payload = bytes(self.length - self._HEADERS)
+        seg = _UDP_HDR.pack(0, 0, 8 + len(payload), 0) + payload
+        ip = ipv4(self.srcip, self.dstip, IPPROTO_UDP, seg, ttl=250, ident=0, flags_frag=0)
+        self._template = ether(self.dsteth, self.srceth, ETHERTYPE_IP, ip)
+        self._udp_headers = self._flow_headers(len(seg), ones_sum(seg))
+        self._pos = 0             # index of the next packet in the round of all flows
+
+    def _flow_headers(self, ulen, seg_sum):
+        """Each flow's 8-byte UDP header.  Its checksum is the template's (ports 0)
+        plus the two ports, one's-complement arithmetic (RFC 1071)."""
+        rng = random.Random()
+        base = seg_sum + pseudo_header_sum(self.srcip, self.dstip, IPPROTO_UDP, ulen)
+        headers = []
+        for sport in rng.sample(self._SPORTS, self.flows):
+            dport = rng.randrange(1024, 65536)
+            c = 0
+            if self.checksum:     # a computed 0 is sent as 0xFFFF (RFC 768)
+                c = ~csum_fold(base + sport + dport) & 0xFFFF or 0xFFFF
+            headers.append(_UDP_HDR.pack(sport, dport, ulen, c))
+        return headers
+
+    def _make_batch(self, k, ts):
+        tpl, hdrs, size, dst = self._template, self._udp_headers, self.flowsize, self.dstip
+        round_len = size * len(hdrs)
+        pos = self._pos
+        batch = []
+        append = batch.append
+        for i in range(pos, pos + k):
+            buf = bytearray(tpl)
+            buf[34:42] = hdrs[(i % round_len) // size]
+            p = Packet(buf, 0, ts)
+            p.nh = 14
+            p.dst_ip = dst
+            append(p)
+        self._pos = (pos + k) % round_len
+        return batch
+
+    def _due(self):
+        return MAX_BATCH if self.rate == 0 else super()._due()
 
 
 # -- pcap files -----------------------------------------------------------------------------
