@@ -2,12 +2,14 @@
 
     clickup nf check FILE [-d name=value]...
     clickup nf run CONFIG [-d name=value]... [--control SOCKET] [--pidfile F]
+                   [--store PATH [--sync-interval SECONDS] [--recover]]
     clickup nf read SOCKET ELEMENT.HANDLER
     clickup nf write SOCKET ELEMENT.HANDLER [VALUE]
     clickup nf doc [CLASS]
     clickup nf forward DEV1 DEV2          (the bare forwarder the benchmark compares with)
 """
 
+import argparse
 import os
 import sys
 
@@ -37,6 +39,10 @@ def add_parser(sub):
                    help="set a define($name ...) parameter")
     p.add_argument("--control", metavar="SOCKET", help="serve handlers on this Unix socket")
     p.add_argument("--pidfile", help="write the process id here (removed on exit)")
+    p.add_argument("--elements", metavar="DIR",
+                   help="directory of element code to use besides the library")
+    p.add_argument("--handoff", metavar="FILE", help=argparse.SUPPRESS)  # set by upgrades
+    _add_store_options(p)
     p.set_defaults(func=cmd_run)
 
     p = s.add_parser("read", help="read a handler through the control socket")
@@ -53,6 +59,9 @@ def add_parser(sub):
     p = s.add_parser("doc", help="print the documentation of an element class (or list them)")
     p.add_argument("cls", nargs="?")
     p.set_defaults(func=cmd_doc)
+
+    from .upgrade.client import add_parsers as add_upgrade_parsers
+    add_upgrade_parsers(s)
 
     p = s.add_parser("forward", help="bare AF_PACKET forwarder between two devices")
     p.add_argument("dev1")
@@ -71,23 +80,22 @@ def _print_errors(e):
 
 
 def cmd_run(args):
-    from .config import parse_file
     from .control import ControlServer
-    from .router import Router
+    from .upgrade.manager import UpgradeManager
+    handoff = _take_handoff(args) if args.handoff else None
+    problem = _store_args_problem(args)
+    if problem:
+        print("clickup nf run: %s" % problem, file=sys.stderr)
+        return 1
     try:
-        graph = parse_file(args.config, _defines(args.define))
-        router = Router(graph)
+        router, modules, rollback = _start(args, handoff)
     except ConfigError as e:
         _print_errors(e)
         return 1
     except OSError as e:
         print("clickup nf run: %s" % e, file=sys.stderr)
         return 1
-    try:
-        router.initialize()
-    except ConfigError as e:
-        router.cleanup()
-        _print_errors(e)
+    if args.store and not _start_store(router, args):
         return 1
     if args.control:
         try:
@@ -100,8 +108,119 @@ def cmd_run(args):
         with open(args.pidfile, "w") as f:
             f.write("%d\n" % os.getpid())
         router.add_cleanup(lambda: os.path.exists(args.pidfile) and os.unlink(args.pidfile))
+    manager = UpgradeManager(router, _run_options(args))
+    if handoff is not None:
+        manager.resume(handoff, modules, rollback)
     router.run()
     return 0
+
+
+def _run_options(args):
+    """What a restart strategy needs to start this NF again, elsewhere or as before."""
+    return {"config": os.path.abspath(args.config), "defines": _defines(args.define),
+            "elements": os.path.abspath(args.elements) if args.elements else None,
+            "control": args.control, "pidfile": args.pidfile, "store": args.store,
+            "sync_interval": args.sync_interval}
+
+
+def _take_handoff(args):
+    """The new process of a restart upgrade: adopt the old process's options."""
+    import json
+    with open(args.handoff) as f:
+        h = json.load(f)
+    os.unlink(args.handoff)
+    opts = h["options"]
+    args.config, args.elements = h["new"]["config"], h["new"]["elements"]
+    args.define = ["%s=%s" % kv for kv in h["new"]["defines"].items()]
+    args.control, args.pidfile = opts.get("control"), opts.get("pidfile")
+    args.store = h.get("store") or opts.get("store")
+    args.sync_interval = opts.get("sync_interval") or 0.5
+    args.recover = h["new"]["load"] == "essential" and bool(h.get("store"))
+    return h
+
+
+def _start(args, handoff):
+    """Build and initialize the router; for a restart upgrade, first sleep the injected
+    delay and integrate the new version's modules, and fall back to the old version if
+    the new one cannot start.  Returns (router, modules integrated, rollback reason)."""
+    import time
+    from .router import Router
+    from .upgrade.package import Refused
+    from .upgrade.restart import integrate
+    if handoff is None:
+        from .config import parse_file
+        graph, classes, modules = parse_file(args.config, _defines(args.define)), {}, []
+        if args.elements:
+            graph, classes, modules = integrate(args.config, args.elements,
+                                                _defines(args.define), "essential")
+    else:
+        time.sleep(handoff["delay"])        # the injected upgrade delay: outage grows
+        try:
+            graph, classes, modules = integrate(args.config, args.elements,
+                                                _defines(args.define), handoff["new"]["load"])
+        except (Refused, ConfigError) as e:
+            return _rollback(args, handoff, "the new version does not integrate: %s" % e)
+    try:
+        router = Router(graph, classes=classes)
+        router.initialize()
+    except ConfigError as e:
+        if handoff is None:
+            raise
+        return _rollback(args, handoff, "the new version does not start: %s" % e)
+    return router, modules, None
+
+
+def _rollback(args, handoff, reason):
+    from .router import Router
+    from .upgrade.restart import integrate
+    old = handoff["old"]
+    print("clickup nf run: %s; starting the old version again" % reason, file=sys.stderr)
+    args.config, args.elements = old["config"], old["elements"]
+    args.define = ["%s=%s" % kv for kv in (old.get("defines") or {}).items()]
+    graph, classes, _ = integrate(args.config, args.elements, old.get("defines") or {},
+                                  "essential")
+    router = Router(graph, classes=classes)
+    router.initialize()
+    return router, [], reason
+
+
+# -- the persistent store (nf.state) -----------------------------------------------------
+
+def _add_store_options(p):
+    p.add_argument("--store", metavar="PATH",
+                   help="sync the state of every stateful element to this file")
+    p.add_argument("--sync-interval", type=float, default=0.5, metavar="SECONDS",
+                   help="seconds between syncs to --store (default 0.5)")
+    p.add_argument("--recover", action="store_true",
+                   help="rebuild the state from --store before forwarding the first packet")
+
+
+def _store_args_problem(args):
+    """What is wrong with the store options (checked before any device is opened)."""
+    if args.recover and not args.store:
+        return "--recover needs --store PATH (the store to recover from)"
+    if not args.sync_interval > 0:
+        return "--sync-interval: expected a positive number of seconds, got %s" % (
+            args.sync_interval,)
+    if args.recover and not os.path.exists(args.store):
+        return "--recover: no state store at %s" % args.store
+    return None
+
+
+def _start_store(router, args):
+    """Recover (if asked) and start syncing; False (router cleaned up) on failure."""
+    from .state import StoreError, attach, recover
+    try:
+        if args.recover:
+            report = recover(router, args.store)
+            router.recovered = sum(report.restored.values())
+            print("clickup nf run: %s" % report.summary(), file=sys.stderr)
+        attach(router, args.store, args.sync_interval)
+    except (StoreError, OSError) as e:
+        router.cleanup()
+        print("clickup nf run: state store: %s" % e, file=sys.stderr)
+        return False
+    return True
 
 
 def _client(path):

@@ -53,6 +53,11 @@ def arp_frame(op, eth_dst, sha, spa, tha, tpa):
             + sha + spa + tha + tpa)
 
 
+def _row(ip, e, now):
+    """An ARP entry's exported form."""
+    return {"ip": ip_str(ip), "eth": mac_str(e.eth), "age": now - e.live}
+
+
 def _is_arp(buf, off, op):
     """True if the data at ``off`` is an Ethernet/IPv4 ARP frame with opcode ``op``."""
     return (len(buf) - off >= ARP_FRAME_LEN and buf[off + 12:off + 14] == b"\x08\x06"
@@ -377,6 +382,12 @@ class ARPQuerier(Element):
     unless BROADCAST_POLL).  Every second (a router timer; without a router,
     call run_timer()) expired entries are removed, their queued packets dropped,
     and queries are repeated for addresses that still have packets waiting.
+
+    State (version 1): the resolved entries with their ages, and the counters.
+    With a persistent store attached, entries learnt, refreshed, expired or
+    removed are journaled (key: the IP address as text) and
+    ``replay_events`` applies them on recovery; the counters are carried by
+    the store's snapshots only.
     """
 
     PORTS = "2/1-2"
@@ -478,6 +489,7 @@ class ARPQuerier(Element):
             elif e.hdr is not None:     # known but expired: resolve afresh
                 e.eth = e.hdr = None
                 e.live = now
+                self._journal_entry("removed", dst, e)
             self._enqueue(e, p)
             if self._may_poll(e, now):
                 self._query(dst, _BROADCAST_MAC, e, now, queries)
@@ -552,10 +564,12 @@ class ARPQuerier(Element):
         e = self._table.get(ip)
         if e is None:
             e = self._new_entry(ip, now)
+        kind = "created" if e.hdr is None else "updated"
         e.eth, e.hdr = eth, eth + self._tail
         e.live = now
         e.polls = 0
         e.polled = -1e18
+        self._journal_entry(kind, ip, e)
         if e.queue:
             for p in e.queue:
                 self._send_with(p, e.hdr, released)
@@ -566,6 +580,15 @@ class ARPQuerier(Element):
         e = self._table.pop(ip)
         self._drops += len(e.queue)
         self._saved -= len(e.queue)
+        if e.hdr is not None:            # unresolved entries are not state
+            self._journal_entry("removed", ip, e)
+
+    def _journal_entry(self, kind, ip, e):
+        """Journal a resolved entry's creation, refresh or removal when a store
+        listens (the row is built only then)."""
+        if self._journal is not None:
+            self.journal(kind, ip_str(ip),
+                         None if kind == "removed" else _row(ip, e, self.clock()))
 
     # -- timer ------------------------------------------------------------------------
     def run_timer(self):
@@ -656,8 +679,7 @@ class ARPQuerier(Element):
         queued packets are traffic, not state, and are not exported."""
         now = self.clock()
         return {
-            "table": [{"ip": ip_str(ip), "eth": mac_str(e.eth), "age": now - e.live}
-                      for ip, e in self._table.items() if e.hdr is not None],
+            "table": [_row(ip, e, now) for ip, e in self._table.items() if e.hdr is not None],
             "queries": self._queries, "responses": self._responses, "drops": self._drops,
         }
 
@@ -666,14 +688,43 @@ class ARPQuerier(Element):
         now = self.clock()
         released = []
         for row in data.get("table", ()):
-            ip = parse_ip(row["ip"])
-            self._learn(ip, parse_value("eth", row["eth"]), released)
-            self._table[ip].live = now - float(row["age"])
+            self._learn_row(row, now, released)
         self._queries = int(data.get("queries", 0))
         self._responses = int(data.get("responses", 0))
         self._drops = int(data.get("drops", 0))
         if released:
             self._out[0](released)
+
+    def _learn_row(self, row, now, released):
+        """Learn an exported {ip, eth, age} row, keeping its age."""
+        ip = parse_ip(row["ip"])
+        self._learn(ip, parse_value("eth", row["eth"]), released)
+        self._table[ip].live = now - float(row["age"])
+
+    def replay_events(self, events):
+        """Apply journaled entry events in order: "created" and "updated" learn
+        the row (keeping its age), "removed" forgets the address.  Raises
+        ValueError naming the first malformed event; earlier ones stay applied."""
+        now = self.clock()
+        released = []
+        try:
+            for i, (kind, key, value) in enumerate(events):
+                try:
+                    if kind == "removed":
+                        ip = parse_ip(key)
+                        if ip in self._table:
+                            self._remove(ip)
+                    elif kind in ("created", "updated"):
+                        self._learn_row(value, now, released)
+                    else:
+                        raise ValueError("unknown kind %r (expected created, updated or "
+                                         "removed)" % (kind,))
+                except (KeyError, TypeError, ValueError) as e:
+                    raise ValueError("ARPQuerier journal event %d (%r): %s"
+                                     % (i, [kind, key, value], e)) from None
+        finally:
+            if released:
+                self._out[0](released)
 
     def take_state(self, old):
         """Click's hot-swap: adopt the old element's table, queued packets included,

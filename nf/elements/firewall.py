@@ -20,6 +20,12 @@ session is checked for truncation, refreshed and passed.  Everything else
 Sessions are removed by ``expire()`` only (the router calls it every second),
 never on the packet path, so a session can outlive its timeout by up to one
 timer interval.
+
+Journal (for the persistent store, nf.state): a session's creation, each
+state change (``_enter``) and its removal (expiry, clear, import) are
+journaled, keyed by ``[proto, inside ip, inside port, remote ip, remote
+port]`` with the session's exported form as value.  These are all slow-path
+events: the established fast path journals nothing.
 """
 
 import struct
@@ -141,8 +147,11 @@ class StatefulFirewall(Element):
 
     State (version 1) is the session table with each session's state and
     idle age; ``import_state`` replaces the table, so an upgraded firewall
-    keeps its established sessions.  ``take_state`` keeps nothing, as stock
-    Click elements with connection state do: upgrades use export/import.
+    keeps its established sessions.  With a persistent store attached,
+    session creations, state changes and removals are journaled, and
+    ``replay_events`` applies them on recovery.  ``take_state`` keeps
+    nothing, as stock Click elements with connection state do: upgrades use
+    export/import.
     """
 
     PORTS = "2/2-3"
@@ -269,20 +278,37 @@ class StatefulFirewall(Element):
     def _timeout(self, proto, state):
         return (self._icmp_timeouts if proto == ICMP else self._timeouts)[state]
 
-    def _open(self, proto, ikey, state, last):
-        """File a new session under both keys; None if the table is full (or
-        CAPACITY was lowered below the count)."""
+    def _open(self, proto, ikey, state, last, nums=None):
+        """File a new session under both keys, with ``nums`` = (isn, risn, fin) if
+        known; None if the table is full (or CAPACITY was lowered below the count)."""
         if self._count() >= self.capacity:
             return None
         s = _Session(proto, ikey, state, last, self._timeout(proto, state))
+        if nums is not None:
+            s.isn, s.risn, s.fin = nums
         by_in, by_out = self._index[proto]
         by_in[ikey] = s
         by_out[s.okey] = s
+        self._journal_session("created", s)
         return s
 
     def _enter(self, s, state):
         s.state = state
         s.timeout = self._timeout(s.proto, state)
+        self._journal_session("updated", s)
+
+    def _drop(self, s):
+        by_in, by_out = self._index[s.proto]
+        del by_in[s.ikey]
+        del by_out[s.okey]
+        self._journal_session("removed", s)
+
+    def _journal_session(self, kind, s):
+        """Journal a session's creation, change or removal when a store listens;
+        the value is built only then."""
+        if self._journal is not None:
+            value = None if kind == "removed" else self._export_session(s, self.clock())
+            self.journal(kind, _session_key(s), value)
 
     def _count(self):
         return sum(len(by_in) for by_in, _ in self._index.values())
@@ -357,10 +383,8 @@ class StatefulFirewall(Element):
         """An inside segment without a session: a SYN opens one; in LOOSE mode
         any other segment but RST and SYN-ACK picks the connection up."""
         if flags & (SYN | ACK) == SYN:
-            s = self._open(TCP, key, SYN_SENT, now)
-            if s is None:
+            if self._open(TCP, key, SYN_SENT, now, (seq, None, None)) is None:
                 return "capacity"
-            s.isn = seq
             return None
         if not self.loose or flags & (SYN | RST):
             return "not-syn"
@@ -430,13 +454,15 @@ class StatefulFirewall(Element):
     def expire(self):
         """Remove every session idle for longer than its state's timeout."""
         now = self.clock()
-        for by_in, by_out in self._index.values():
+        for by_in, _ in self._index.values():
             dead = [s for s in by_in.values() if now - s.last > s.timeout]
             for s in dead:
-                del by_in[s.ikey]
-                del by_out[s.okey]
+                self._drop(s)
 
     def _clear(self):
+        if self._journal is not None:
+            for s in list(self._sessions()):
+                self._journal_session("removed", s)
         for by_in, by_out in self._index.values():
             by_in.clear()
             by_out.clear()
@@ -487,16 +513,16 @@ class StatefulFirewall(Element):
     # -- state ------------------------------------------------------------------------
     def export_state(self):
         now = self.clock()
-        out = []
-        for s in self._sessions():
-            k = s.ikey
-            out.append({
-                "proto": s.proto,
+        return {"sessions": [self._export_session(s, now) for s in self._sessions()]}
+
+    @staticmethod
+    def _export_session(s, now):
+        k = s.ikey
+        return {"proto": s.proto,
                 "inside": [ip_str(k[0:4]), int.from_bytes(k[8:10], "big")],
                 "remote": [ip_str(k[4:8]), int.from_bytes(k[10:12], "big")],
                 "state": STATE_NAMES[s.state], "idle": max(0.0, now - s.last),
-                "isn": s.isn, "risn": s.risn, "fin": s.fin})
-        return {"sessions": out}
+                "isn": s.isn, "risn": s.risn, "fin": s.fin}
 
     def import_state(self, data, version):
         """Replace the table with exported sessions, keeping idle ages.
@@ -516,10 +542,8 @@ class StatefulFirewall(Element):
         for proto, ikey, idle, state, nums in rows:
             if idle > self._timeout(proto, state):
                 continue
-            s = self._open(proto, ikey, state, now - idle)
-            if s is None:
+            if self._open(proto, ikey, state, now - idle, nums) is None:
                 break                    # full: the rest were idle longer
-            s.isn, s.risn, s.fin = nums
             kept += 1
         return len(rows) - kept
 
@@ -544,9 +568,54 @@ class StatefulFirewall(Element):
                              % (i, e)) from None
         return proto, ikey, idle, state, nums
 
+    def replay_events(self, events):
+        """Apply journaled session events in order on top of the imported table:
+        "created" and "updated" put the session in the table as exported (state,
+        idle age, sequence numbers), "removed" takes it out.  Raises ValueError
+        naming the first malformed event; the events before it stay applied."""
+        now = self.clock()
+        for i, (kind, key, value) in enumerate(events):
+            if kind == "removed":
+                proto, ikey = _parse_key(i, key)
+                s = self._index[proto][0].get(ikey)
+                if s is not None:
+                    self._drop(s)
+            elif kind in ("created", "updated"):
+                proto, ikey, idle, state, nums = self._parse_session(i, value)
+                s = self._index[proto][0].get(ikey)
+                if s is None:
+                    self._open(proto, ikey, state, now - idle, nums)
+                else:
+                    s.isn, s.risn, s.fin = nums
+                    s.last = now - idle
+                    self._enter(s, state)
+            else:
+                raise ValueError("StatefulFirewall journal event %d: unknown kind %r "
+                                 "(expected created, updated or removed)" % (i, kind))
+
     def take_state(self, old):
         """Keep nothing: like stock Click's stateful elements, a hot-swap starts
         with an empty table.  In-service upgrades use export_state/import_state."""
+
+
+def _session_key(s):
+    """A session's journal key: [proto, inside ip, inside port, remote ip, remote port]."""
+    k = s.ikey
+    return [s.proto, ip_str(k[0:4]), int.from_bytes(k[8:10], "big"), ip_str(k[4:8]),
+            int.from_bytes(k[10:12], "big")]
+
+
+def _parse_key(i, key):
+    """(proto, inside key) from the journal key of event ``i``."""
+    try:
+        proto, iaddr, iport, raddr, rport = key
+        if proto not in PROTO_STATES:
+            raise ValueError
+        return proto, (parse_ip(iaddr) + parse_ip(raddr) + int(iport).to_bytes(2, "big")
+                       + int(rport).to_bytes(2, "big"))
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("StatefulFirewall journal event %d: key %r is not [proto, inside "
+                         "ip, inside port, remote ip, remote port]" % (i, key)) from None
 
 
 def _ports_key(buf, nh, t):

@@ -118,7 +118,10 @@ class Counter(Element):
     of one second.  COUNT_CALL and BYTE_COUNT_CALL write a handler once, when
     a count first reaches its threshold (again after a reset).  Unlike Click's
     Counter, the counts survive a hot-swap (``take_state``), and they are
-    exported as versioned state."""
+    exported as versioned state.  A persistent store carries the counts by
+    periodic snapshots (journaling each packet would cost the packet path);
+    only a reset is journaled, as an "updated" event of the key "counts",
+    so that recovery does not bring back counts that were reset."""
 
     PORTS = "1/1"
     ARGS = (Arg("COUNT_CALL", "raw", None,
@@ -152,6 +155,8 @@ class Counter(Element):
         self._pending = 0               # arrivals not yet folded into _avg
         self._rate_t = self.clock()
         self._armed = list(self._triggers)
+        if self._journal is not None:
+            self.journal("updated", "counts", self.export_state())
 
     def _fire(self):
         """Write the handlers of the triggers whose threshold has been reached."""
@@ -215,6 +220,16 @@ class Counter(Element):
             raise ValueError("Counter state needs integer count and byte_count, got %r"
                              % (data,)) from None
         self._pending, self._rate_t = 0, self.clock()
+
+    def replay_events(self, events):
+        """Apply journaled resets: each event is ("updated", "counts", exported
+        counts); the last one wins.  An empty list (the usual case: counts are
+        snapshotted, not journaled) changes nothing."""
+        for i, (kind, key, value) in enumerate(events):
+            if kind != "updated" or key != "counts":
+                raise ValueError("Counter journal event %d: expected ('updated', 'counts', "
+                                 "counts), got %r" % (i, [kind, key, value]))
+            self.import_state(value, self.STATE_VERSION)
 
     def take_state(self, old):
         # Through export/import so an old instance of a reloaded class works too.

@@ -121,9 +121,8 @@ class _InPlace(Strategy):
         r.on_error = None
         for e in self.gone:
             r.release(e)
-        sync = getattr(r, "sync_store", None)
-        if sync is not None:
-            sync()
+        from ..state import sync_now
+        sync_now(r, snapshot=True)       # the store now holds the new version's state
         m.housekept(t0)
 
 
@@ -161,26 +160,25 @@ class ClickUp(_InPlace):
             if old.STATE_VERSION == new.STATE_VERSION:
                 continue
             self.manager.check_abort()
-            if old._journal is None:
-                old._journal = []
-                self.own_journal = True
-            mark = len(old._journal)
+            from ..state import journal_mark
+            mark = journal_mark(old)      # reads alongside the store's syncer, if any
             try:
                 data = old.export_state()
                 new.import_state(data, old.STATE_VERSION)
             except Exception as e:
+                from ..state import journal_since
+                journal_since(mark)
                 raise MigrationFailed("state of %s cannot be migrated from version %s to %s: %s"
-                              % (n, old.STATE_VERSION, new.STATE_VERSION, e)) from None
+                                      % (n, old.STATE_VERSION, new.STATE_VERSION, e)) from None
             self.precopied[n] = (mark, _entries(data))
 
     def hand_over(self, new):
         carried = 0
         for n, old, fresh in self.stateful_pairs():
             if n in self.precopied:
+                from ..state import journal_since
                 mark, count = self.precopied[n]
-                events = old._journal[mark:]
-                if getattr(self, "own_journal", False):
-                    old._journal = None
+                events = journal_since(mark)
                 fresh.replay_events(fresh.migrate_events(events, old.STATE_VERSION))
                 carried += count
             else:

@@ -176,6 +176,22 @@ class UpgradeManager:
             self.strategy.housekeeping()
         return False
 
+    def resume(self, handoff, modules, rollback_reason=None):
+        """In the process a restart strategy started: carry on the phase record from
+        the hand-off (the old process's T1 and the moment it stopped forwarding)."""
+        rec = dict(handoff["record"])
+        rec["modules_integrated"] = modules
+        rec["entries_migrated"] = getattr(self.router, "recovered", 0)
+        self.record = rec
+        self.strategy = _Restarted(self)
+        t_stop = handoff["t_stop"]
+        if rollback_reason is not None:
+            rec["T2_ms"] = round((self.router.clock() - t_stop) * 1000, 3)
+            rec["T2_basis"] = "outage until the old version was running again"
+            self.finish("rolled-back", rollback_reason)
+            return
+        self.swapped(t_stop, self.router.clock())
+
     # -- called by strategies --------------------------------------------------------------
     def swapped(self, t_stop, t_ready):
         """The new version is in place: watch for its first forwarded packet."""
@@ -214,3 +230,17 @@ class UpgradeManager:
         self.status = outcome
         self.phase = None
         self.router.on_error = None
+
+
+class _Restarted:
+    """The tail of a restart strategy, in the new process: housekeeping only."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def housekeeping(self):
+        from ..state import sync_now
+        r = self.manager.router
+        t0 = r.clock()
+        sync_now(r, snapshot=True)          # the store holds the new version's state
+        self.manager.housekept(t0)

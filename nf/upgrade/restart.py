@@ -78,8 +78,8 @@ class _Restart(Strategy):
     def save_state(self):
         """Sync the persistent store (or write a one-off snapshot); return its path."""
         r = self.router
-        from ..state import snapshot_now
-        path = getattr(r, "store_path", None)
+        from ..state import snapshot_now, store_path
+        path = store_path(r)
         if path is None:
             path = os.path.join(tempfile.gettempdir(), "clickup-state-%d.db" % os.getpid())
         snapshot_now(r, path)
