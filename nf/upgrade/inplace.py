@@ -31,14 +31,18 @@ class _InPlace(Strategy):
         m = self.manager
         pkg = self.package()
         used = sorted({d.cls for d in pkg.graph.elements.values()})
-        self.diff = diff(self.router.elements, pkg.graph, pkg.resolve) if self.carry_state \
-            else None
         if self.carry_state:
+            # The package's code is new by definition: load the modules of the classes
+            # the new config uses from it, then diff against what runs; library modules
+            # are loaded only for changed elements whose class is not loaded yet.
+            pkg_classes = sorted(c for c in used if c in pkg.index_code())
+            integrated = self.load_used_code(pkg, pkg_classes)
+            self.diff = diff(self.router.elements, pkg.graph, pkg.resolve)
             changed_classes = {pkg.graph.elements[n].cls for n in self.diff.integrate}
-            integrated = self.load_used_code(pkg, sorted(changed_classes))
-            self.load_used_code(pkg, used)      # already loaded if unchanged: no cost
+            integrated += self.load_used_code(pkg, sorted(changed_classes - set(pkg_classes)))
         else:
             integrated = self.load_used_code(pkg, used)
+            self.diff = None
         m.check_abort()
         self.fresh, self.addresses = pkg.build(self.router.clock)
         if self.diff is None:

@@ -1,0 +1,122 @@
+"""Root tests: upgrades of a NAT under live traffic, judged from the end hosts.
+
+* A constant-rate UDP stream with sequence numbers crosses a ``clickup``
+  upgrade (to upgrades/nat-v2, which migrates the NAT's state from v1 to v2)
+  and the receiver counts no lost datagram.
+* A TCP download survives ``clickup`` and ``clickup-restart``, and is reset by
+  ``native`` and ``hotswap``, which lose the NAT's mappings.  The download
+  client sends a one-byte tick every 100 ms (an application keepalive): after a
+  NAT forgets the mapping, the next tick leaves from a new random outside port,
+  the server's kernel answers with RST, and the client sees it.  (A client that
+  only receives would stall instead: the server's retransmissions to the old
+  port are dropped by the NAT.)
+"""
+
+import json
+import os
+import sys
+import time
+
+import pytest
+
+from nf.upgrade.client import request_upgrade
+
+pytestmark = pytest.mark.root
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+V2 = os.path.join(ROOT, "upgrades", "nat-v2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_recover_netns import CHUNK, SERVER, _wait_for  # noqa: E402
+
+SIZE = 20 * 1000 * 1000
+
+TICKING_CLIENT = r"""
+import hashlib, json, socket, sys, threading, time
+c = socket.create_connection((sys.argv[1], 5001), timeout=10)
+stop = threading.Event()
+def tick():
+    while not stop.wait(0.1):
+        try:
+            c.send(b".")
+        except OSError:
+            return
+threading.Thread(target=tick, daemon=True).start()
+h, got, reset, error, first = hashlib.sha256(), 0, False, None, True
+try:
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        h.update(d); got += len(d)
+        if first:
+            print("started", flush=True); first = False
+except ConnectionResetError as e:
+    reset, error = True, str(e)
+except OSError as e:
+    error = str(e)
+stop.set()
+print(json.dumps({"bytes": got, "sha256": h.hexdigest(), "reset": reset, "error": error}),
+      flush=True)
+"""
+
+
+@pytest.fixture
+def nat(tmp_path):
+    from topologies.netns import ThreeNode
+    with ThreeNode(mode="nf") as t:
+        sock = str(tmp_path / "nat.sock")
+        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run",
+               os.path.join(ROOT, "configs", "nat.click"), "--control", sock,
+               "--store", str(tmp_path / "nat.store"), "--sync-interval", "0.2"]
+        for k, v in t.nf_defines().items():
+            cmd += ["-d", "%s=%s" % (k, v)]
+        p = t.popen("nf", cmd, cwd=ROOT, text=True)
+        _wait_for(lambda: os.path.exists(sock), "the NF's control socket", proc=p)
+        yield t, sock
+        t.kill(p)
+
+
+def _upgrade(sock, strategy):
+    return request_upgrade(sock, {"to": os.path.join(V2, "nat.click"),
+                                  "elements": os.path.join(V2, "elements"),
+                                  "strategy": strategy}, timeout=60)
+
+
+def test_udp_stream_loses_nothing_across_clickup(nat):
+    from topologies.netns import SERVER_IP
+    t, sock = nat
+    rcv = t.popen("s", [sys.executable, "-m", "experiments.probe", "recv", "--duration", "30"],
+                  cwd=ROOT, text=True)
+    assert json.loads(rcv.stdout.readline())["ready"]
+    snd = t.popen("c", [sys.executable, "-m", "experiments.probe", "send", SERVER_IP,
+                        "--rate", "4000", "--duration", "3"], cwd=ROOT, text=True)
+    time.sleep(1.0)
+    rec = _upgrade(sock, "clickup")
+    sent = json.loads(snd.stdout.readline())
+    got = json.loads(rcv.stdout.readline())
+    assert rec["outcome"] == "done", rec
+    assert rec["entries_migrated"] >= 1, ("the NAT's v1 state was migrated to v2", rec)
+    assert got["complete"] and got["sent"] == sent["sent"] == 12000
+    assert got["lost"] == 0, (got, rec)
+
+
+@pytest.mark.parametrize("strategy,survives", [("clickup", True), ("clickup-restart", True),
+                                               ("native", False), ("hotswap", False)])
+def test_tcp_download_across_upgrade(nat, strategy, survives):
+    from topologies.netns import SERVER_IP
+    t, sock = nat
+    srv = t.popen("s", [sys.executable, "-c", SERVER, SIZE, CHUNK, 3.0], text=True)
+    assert srv.stdout.readline().strip() == "ready"
+    cl = t.popen("c", [sys.executable, "-c", TICKING_CLIENT, SERVER_IP], text=True)
+    assert cl.stdout.readline().strip() == "started", cl.stderr.read()
+    time.sleep(0.7)
+    rec = _upgrade(sock, strategy)
+    assert rec["outcome"] == "done", rec
+    got = json.loads(cl.stdout.readline())
+    if survives:
+        assert not got["reset"] and got["error"] is None, (got, rec)
+        sent = json.loads(srv.stdout.readline())
+        assert got["bytes"] == SIZE == sent["sent"] and got["sha256"] == sent["sha256"]
+    else:
+        assert got["reset"], "the client saw no RST: %s" % got
+        assert got["bytes"] < SIZE
