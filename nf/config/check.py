@@ -25,16 +25,20 @@ from .flatten import count_phrase
 __all__ = ["build_elements", "check", "port_usage"]
 
 
-def build_elements(graph, router=None, classes=None):
+def build_elements(graph, router=None, classes=None, reuse=None):
     """Instantiate the graph's elements.  Returns (name -> Element in
     declaration order, list of ConfigError).  ``classes`` (name -> class) is
-    searched before the library: an upgrade package's element code."""
+    searched before the library: an upgrade package's element code.  Elements
+    named in ``reuse`` (name -> instance) are taken as they are, not built."""
+    reuse = reuse or {}
     table = getattr(router, "addresses", None) if router is not None else None
     if table is None:
         table = AddressTable(offline=router is None)   # checking only: devices may be elsewhere
     decls = list(graph.elements.values())
     errors, chosen = [], {}
     for i, d in enumerate(decls):
+        if d.name in reuse:
+            continue
         cls = (classes or {}).get(d.cls) or lookup(d.cls)
         if cls is None:
             errors.append((i, ConfigError("unknown element class '%s'" % d.cls, d.loc)))
@@ -50,6 +54,9 @@ def build_elements(graph, router=None, classes=None):
                 e.loc = d.loc
             errors.append((i, e))
     errors.sort(key=lambda pair: pair[0])
+    for i, d in enumerate(decls):
+        if d.name in reuse:
+            built[i] = reuse[d.name]
     return {decls[i].name: built[i] for i in sorted(built)}, [e for _, e in errors]
 
 

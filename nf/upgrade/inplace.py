@@ -44,7 +44,14 @@ class _InPlace(Strategy):
             integrated = self.load_used_code(pkg, used)
             self.diff = None
         m.check_abort()
-        self.fresh, self.addresses = pkg.build(self.router.clock)
+        if self.carry_state:
+            # Unchanged elements keep running: build only what the new graph changes.
+            reuse = {n: self.router.elements[n] for n in self.diff.unchanged}
+            self.fresh, self.addresses = pkg.build(
+                self.router.clock, reuse,
+                self.router.addresses if self.diff.unchanged else None)
+        else:
+            self.fresh, self.addresses = pkg.build(self.router.clock)
         if self.diff is None:
             self.diff = diff({}, pkg.graph, pkg.resolve)        # every element is new
         pkg.check_state_carry(self.router.elements,
@@ -72,11 +79,11 @@ class _InPlace(Strategy):
         new = self.new_set()
         self.old_graph, self.old_elements, self.old_addresses = r.graph, r.elements, r.addresses
         self.ports = {n: (e.ninputs, e.noutputs) for n, e in r.elements.items()}
-        self.created = [self.fresh[n] for n in self.pkg.graph.elements if new[n] is self.fresh[n]]
+        self.created = [e for n, e in new.items() if n not in self.diff.unchanged]
         for e in self.created:
             e.router = r
         for n in self.diff.unchanged:           # the same element, maybe wired differently
-            new[n].ninputs, new[n].noutputs = self.fresh[n].ninputs, self.fresh[n].noutputs
+            new[n].ninputs, new[n].noutputs = self.pkg.port_counts[n]
         try:
             r.initialize(self.created)
             entries = self.hand_over(new)

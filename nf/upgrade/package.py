@@ -141,14 +141,29 @@ class Package:
     def resolve(self, class_name):
         return self.classes.get(class_name) or lookup(class_name)
 
-    def build(self, clock):
+    def build(self, clock, reuse=None, addresses=None):
         """Construct (not initialize) the new graph's elements off the packet loop.
-        Returns (elements, address table)."""
+
+        Elements in ``reuse`` (name -> running element) are not built again; they
+        take part in the checks, and the port counts the new graph gives them are
+        returned in ``self.port_counts`` while their own stay as they are (they are
+        running).  ``addresses``: the running address table, when AddressInfo is
+        unchanged.  Returns (elements, address table)."""
         from ..config import build_elements, check
+        reuse = reuse or {}
         shim = _StagingRouter(clock)
-        elements, errors = build_elements(self.graph, router=shim, classes=self.classes)
-        if not errors:
-            errors = check(self.graph, elements)
+        if addresses is not None:
+            shim.addresses = addresses
+        elements, errors = build_elements(self.graph, router=shim, classes=self.classes,
+                                          reuse=reuse)
+        saved = {n: (e.ninputs, e.noutputs) for n, e in reuse.items()}
+        try:
+            if not errors:
+                errors = check(self.graph, elements)
+            self.port_counts = {n: (elements[n].ninputs, elements[n].noutputs) for n in reuse}
+        finally:
+            for n, (i, o) in saved.items():
+                reuse[n].ninputs, reuse[n].noutputs = i, o
         if errors:
             raise Refused("the new config fails its checks:\n%s"
                           % "\n".join(str(e) for e in errors))
