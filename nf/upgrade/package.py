@@ -90,6 +90,8 @@ class Package:
     def index_code(self):
         """{class name: module stem} for the package's code, read with ast (no import)."""
         import ast
+        if getattr(self, "_index", None) is not None:
+            return self._index
         out = {}
         for stem in self.stems():
             path = os.path.join(self.elements_dir, stem + ".py")
@@ -102,6 +104,7 @@ class Package:
             for node in tree.body:
                 if isinstance(node, ast.ClassDef):
                     out.setdefault(node.name, stem)
+        self._index = out
         return out
 
     def load_code(self, stems=None):
