@@ -23,6 +23,7 @@ def benchmark(name, help=""):
 
 def add_parser(sub):
     from experiments import bench_dataplane  # noqa: F401  (registers)
+    from experiments import bench_integration  # noqa: F401  (registers)
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     s = p.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     for name, (fn, h) in sorted(BENCHMARKS.items()):

@@ -63,6 +63,7 @@ class Router:
         self._suspended = {}       # element -> (readers, timers, tasks) taken out of service
         self._stop = False
         self._spin_until = 0.0
+        self._wake = float("inf")
         self._epoll = select.epoll()
         self.global_handlers = {}  # name -> (read fn or None, write fn or None)
         self.on_error = None       # fn(element_name, exception) during an upgrade's probation
@@ -100,6 +101,12 @@ class Router:
 
     def add_task(self, fn):
         self._tasks.append(fn)
+
+    def wake_at(self, t):
+        """Don't sleep past clock time ``t`` in this loop turn (a paced task's next
+        packet)."""
+        if t < self._wake:
+            self._wake = t
 
     def remove_task(self, fn):
         self._tasks = [t for t in self._tasks if t != fn]
@@ -222,12 +229,15 @@ class Router:
             self.run_timers(now)
             timeout = min(timeout, max(0.0, self._timers[0][0] - now))
         busy = now < self._spin_until
+        self._wake = float("inf")
         for t in self._tasks:
             try:
                 if t():
                     busy = True
             except Exception as ex:       # a source's batch raised downstream
                 self._report(getattr(_owner(t), "name", "task"), ex)
+        if not busy and self._wake < now + timeout:
+            timeout = max(0.0, self._wake - now)
         events = self._epoll.poll(0 if busy else timeout)
         if events:
             # Keep polling without sleeping for a moment after traffic: a sleeping

@@ -293,14 +293,24 @@ class RatedSource(_Source):
         self._base = self.count
 
     def run_task(self):
-        """Push the packets due by now; return whether any were sent."""
+        """Push the packets due by now; return whether any were sent.  Tells the router
+        when the next packet is due, so that an idle loop wakes up for it instead of
+        sleeping its full poll timeout and sending a burst afterwards."""
         if not self.active:
             return False
         n = self._room(min(self._due(), MAX_BATCH))
         if n <= 0:
-            return self._done() if self._room(1) == 0 else False
+            if self._room(1) == 0:
+                return self._done()
+            self._wake_for_next()
+            return False
         self._emit(n)
+        self._wake_for_next()
         return True
+
+    def _wake_for_next(self):
+        if self.router is not None and self.rate > 0 and hasattr(self.router, "wake_at"):
+            self.router.wake_at(self._t0 + (self.count - self._base) / self.rate)
 
     def _due(self):
         """How many packets are due by now and not yet sent."""
