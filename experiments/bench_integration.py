@@ -33,6 +33,7 @@ import time
 
 from experiments.bench import benchmark, emit, median, progress
 from experiments.results import ROOT, git_commit, provenance, run_dir, save_json
+from topologies.procs import stop
 
 STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup")
 MODULES = (1,) + tuple(range(5, 51, 5))
@@ -179,15 +180,7 @@ class NFProcess:
 
     def stop(self):
         """SIGTERM, then SIGKILL after 5 s, by PID (a restart execs in the same PID)."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        stop(self.proc)
 
     def log_tail(self, lines=8):
         try:

@@ -2,7 +2,6 @@
 control socket, as a user would: no root, traffic from an in-memory source."""
 
 import json
-import os
 import textwrap
 import threading
 import time

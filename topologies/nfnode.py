@@ -12,12 +12,12 @@ then SIGKILL by PID) before the node goes.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
 from mininet.node import Node
+from topologies.procs import stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,14 +59,7 @@ class NFNode(Node):
 
     def stop_nf(self):
         p, self.nfproc = self.nfproc, None
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        stop(p)
 
     def terminate(self):
         self.stop_nf()

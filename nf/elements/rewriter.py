@@ -39,8 +39,6 @@ makes the packet path add each packet and its IP length to its mapping's
 counters; the library rewriter leaves it off and pays one local test a packet.
 """
 
-import contextlib
-import gc
 import random
 import struct
 import weakref
@@ -48,6 +46,7 @@ import weakref
 from ..args import parse_value, split_words
 from ..element import Arg, Element, read_handler, write_handler
 from ..netutil import csum_add, ip_str, ones_sum, parse_ip
+from ..perf import gc_paused
 
 __all__ = ["IPRewriter", "TCPRewriter", "UDPRewriter", "ICMPPingRewriter",
            "IPRewriterPatterns", "Pattern"]
@@ -300,19 +299,6 @@ class _Memo(dict):
     def __missing__(self, key):
         value = self[key] = self.fn(key)
         return value
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Walking or building a big table allocates many containers, and each collection
-    would traverse the whole table again: pause the cyclic GC meanwhile."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # -- the rewriter ------------------------------------------------------------------------------
@@ -773,7 +759,7 @@ class IPRewriter(Element):
     def export_state(self):
         now = self.clock()
         names = _Memo(ip_str)
-        with _gc_paused():
+        with gc_paused():
             mappings = [self._mapping_data(m, now, names) for m in self._mappings.values()]
         return {"mappings": mappings,
                 "mapping_failures": self.mapping_failures, "bad_packets": self.bad_packets}
@@ -791,7 +777,7 @@ class IPRewriter(Element):
             if not isinstance(data, dict) or not isinstance(data.get("mappings"), list):
                 raise ValueError("expected a dict with a 'mappings' list")
             addrs = _Memo(parse_ip)
-            with _gc_paused():
+            with gc_paused():
                 for i, md in enumerate(data["mappings"]):
                     try:
                         self._import_mapping(md, now, addrs)
@@ -911,7 +897,7 @@ class IPRewriter(Element):
         now = self.clock()
         addrs = _Memo(parse_ip)
         applied = 0
-        with _gc_paused():
+        with gc_paused():
             for i, event in enumerate(events):
                 try:
                     applied += self._replay(event, now, addrs)

@@ -37,13 +37,12 @@ and costs about 100 ms per call on the VM's disk -- a forwarding stall on every
 sync.  Pass ``fsync=True`` to ``attach`` (or StoreWriter) where power loss matters.
 """
 
-import contextlib
-import gc
 import json
 import os
 import time
 import zlib
 from collections import namedtuple
+from ..perf import gc_paused
 
 __all__ = ["StoreWriter", "StoreContents", "Record", "StoreError", "load", "MAGIC",
            "FORMAT"]
@@ -231,20 +230,6 @@ def _read_records(data, pos, out):
             break
         pos = end + 1
     return state
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Decoding a store creates a container per entry, and every cyclic collection
-    meanwhile would walk them all again: parsing 10,000 NAT mappings takes half
-    the time with the collector paused."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _apply(rec, state, out):

@@ -24,7 +24,6 @@ aborted/rolled-back; ``READ upgrade_report`` the JSON phase record.
 
 import json
 import threading
-import time
 
 from ..errors import HandlerError
 from .package import MigrationFailed, Refused

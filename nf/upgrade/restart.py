@@ -23,16 +23,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 from .. import library
 from . import strategy
 from .base import Strategy
-from .package import Package, Refused
+from .package import Package
 
-__all__ = ["Native", "ClickUpRestart", "integrate", "HANDOFF_KEYS"]
-
-HANDOFF_KEYS = ("record", "t_stop", "strategy", "delay", "new", "old", "store")
+__all__ = ["Native", "ClickUpRestart", "integrate"]
 
 
 class _Restart(Strategy):
@@ -114,10 +111,3 @@ def integrate(config, elements_dir, defines, load):
         mods += ["library:%s" % m for m in library.load_essential(
             [c for c in used if c not in pkg.classes])]
     return graph, pkg.classes, mods
-
-
-def resume_record(handoff, clock=time.monotonic):
-    """The phase record as the new process continues it."""
-    rec = dict(handoff["record"])
-    rec["t_stop"] = handoff["t_stop"]
-    return rec
