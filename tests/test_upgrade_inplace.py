@@ -219,3 +219,50 @@ def test_unknown_strategy_and_bad_request_are_refused_by_the_handler(nf):
     assert "unknown strategy" in str(ei.value)
     with pytest.raises(ControlError):
         c.write("upgrade", "strategy=clickup")
+
+
+COUNTER_V2 = '''
+from nf.elements.standard import Counter as _Counter
+
+def _broken(data):
+    raise ValueError("deliberately failing migration")
+
+class Counter(_Counter):
+    """Counter([KEYWORDS])
+
+    A Counter whose state version 2 cannot be reached."""
+    CODE_VERSION = 2
+    STATE_VERSION = 2
+    MIGRATIONS = {1: _broken}
+'''
+
+COUNTER_V2_OK = COUNTER_V2.replace('raise ValueError("deliberately failing migration")',
+                                   'return dict(data, migrated=True)')
+
+
+def test_failed_migration_rolls_back_with_state(nf, tmp_path):
+    r, c = nf
+    counter = r.elements["c"]
+    time.sleep(0.2)
+    d = package(tmp_path, code=COUNTER_V2, config=OLD)
+    status, rec = upgrade(c, to=str(d / "new.click"), elements=str(d / "elements"),
+                          strategy="clickup")
+    assert status == "rolled-back", rec
+    assert "deliberately failing migration" in rec["reason"]
+    assert r.elements["c"] is counter
+    n = count(c)
+    time.sleep(0.2)
+    assert count(c) > n, "the old graph keeps forwarding, with its count"
+
+
+def test_migrated_state_carries_the_count(nf, tmp_path):
+    r, c = nf
+    time.sleep(0.3)
+    before = count(c)
+    d = package(tmp_path, code=COUNTER_V2_OK, config=OLD)
+    status, rec = upgrade(c, to=str(d / "new.click"), elements=str(d / "elements"),
+                          strategy="clickup")
+    assert status == "done", rec
+    assert rec["elements"]["changed"] == ["c"]
+    assert type(r.elements["c"]).STATE_VERSION == 2
+    assert count(c) >= before, "v1 counts migrated to v2, plus what arrived meanwhile"
