@@ -8,7 +8,8 @@ PY       := /usr/bin/python3
 VENV     := .venv
 VPY      := $(VENV)/bin/python
 DEBS     := mininet iperf3 openvswitch-switch openvswitch-testcontroller bridge-utils \
-            ethtool iputils-ping wget curl iproute2 procps util-linux netsniff-ng
+            ethtool iputils-ping wget curl iproute2 procps util-linux netsniff-ng \
+            python3-matplotlib
 STAMP    := $(VENV)/.installed
 
 .PHONY: setup debs venv test test-unit demo bench clean-venv
@@ -40,7 +41,7 @@ test-unit: setup
 	$(VPY) -m pytest tests -q -m "not root"
 
 demo: setup
-	$(VPY) -m experiments.demo
+	$(VENV)/bin/clickup run transfer-point --quick --strategies none,native,clickup
 
 bench: setup
 	$(VENV)/bin/clickup bench dataplane

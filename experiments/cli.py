@@ -12,12 +12,13 @@ from nf import __version__
 
 def build_parser():
     from nf import cli as nf_cli
-    from experiments import bench
+    from experiments import bench, doctor, owned, runner
+    from plots import cli as plots_cli
     p = argparse.ArgumentParser(prog="clickup", description="In-service upgrade testbed for "
                                 "stateful network functions.")
     p.add_argument("--version", action="version", version="clickup %s" % __version__)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    for mod in (nf_cli, bench):
+    for mod in (nf_cli, bench, runner, plots_cli, owned, doctor):
         mod.add_parser(sub)
     return p
 

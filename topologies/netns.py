@@ -71,8 +71,10 @@ class ThreeNode:
 
     def _build(self):
         c, nf, s = self.ns["c"], self.ns["nf"], self.ns["s"]
+        from experiments.owned import record
         for n in (c, nf, s):
             sh("ip", "netns", "add", n)
+            record("netns", n)
             sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=n)
             sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=n)
             sh("ip", "link", "set", "lo", "up", ns=n)
@@ -137,6 +139,8 @@ class ThreeNode:
         kw.setdefault("stderr", subprocess.PIPE)
         p = subprocess.Popen(self._wrap(node, cmd), start_new_session=True, **kw)
         self.procs.append(p)
+        from experiments.owned import record
+        record("pid", p.pid, " ".join(str(x) for x in cmd))
         return p
 
     def run(self, node, cmd, timeout=60, check=False):
@@ -161,11 +165,13 @@ class ThreeNode:
 
     # -- teardown ---------------------------------------------------------------------------
     def stop(self):
+        from experiments.owned import forget
         for p in reversed(self.procs):
             try:
                 self.kill(p)
             except Exception:
                 pass
+            forget("pid", p.pid)
         for n in self.ns.values():
             # Anything still running in a namespace we made is ours (a daemonised iperf3).
             out = subprocess.run(["ip", "netns", "pids", n], stdout=subprocess.PIPE,
@@ -176,6 +182,7 @@ class ThreeNode:
                 except (ProcessLookupError, ValueError):
                     pass
             subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
+            forget("netns", n)
         time.sleep(0.05)
 
     def __enter__(self):

@@ -1,0 +1,127 @@
+"""One trial's network: the ``ite`` topology with the NF, a file server and a
+download client -- the pieces every transfer experiment drives.
+
+    with Testbed(bw_mbit=46.3) as tb:
+        tb.serve(size)
+        client = tb.download(trace, announce=50)
+        tb.wait_announced(client, 50)        # the client has 50 % of the file
+        ...                                  # upgrade the NF through tb.control
+        summary = tb.finish_download(client)
+
+Everything it starts is stopped on the way out, also on Ctrl-C: the client
+and server by PID, the network by Mininet's own teardown (topologies.ite).
+"""
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from topologies.procs import stop
+
+PORT = 8000
+
+
+class Testbed:
+    def __init__(self, bw_mbit=None, nf="nat", clients=1, servers=1):
+        self.bw, self.nf, self.nclients, self.nservers = bw_mbit, nf, clients, servers
+        self.procs = []
+
+    def __enter__(self):
+        from topologies.ite import ITE, running
+        self.tmp = tempfile.mkdtemp(prefix="clickup-tb-")
+        self.control = os.path.join(self.tmp, "nf.sock")
+        topo = ITE(clients=self.nclients, servers=self.nservers, nf=self.nf, bw=self.bw,
+                   control=self.control)
+        self._cm = running(topo)
+        try:
+            self.net = self._cm.__enter__()
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        self.topo = topo
+        return self
+
+    def __exit__(self, *exc):
+        for p in reversed(self.procs):
+            stop(p, 3.0)
+        try:
+            self._cm.__exit__(*exc)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def host(self, name):
+        return self.net.get(name)
+
+    def server_ip(self, i=0):
+        return self.topo.host_ip(self.topo.servers[i])
+
+    def _popen(self, host, args):
+        p = self.host(host).popen([sys.executable, "-u", "-m"] + args,
+                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def serve(self, size, server=0):
+        p = self._popen(self.topo.servers[server], ["experiments.traffic", "serve", "--port",
+                                                    str(PORT), "--size", str(size)])
+        line = _line(p, 15)
+        if not line or not json.loads(line).get("ready"):
+            raise RuntimeError("the file server did not start: %s" % p.stderr.read().decode())
+        return p
+
+    def url(self, server=0):
+        return "http://%s:%d/file" % (self.server_ip(server), PORT)
+
+    def download(self, trace, announce=(), client=0, server=0, give_up=900):
+        args = ["experiments.traffic", "get", self.url(server), "--out", trace,
+                "--give-up", str(give_up)]
+        if announce:
+            args += ["--announce", ",".join("%g" % a for a in announce)]
+        return self._popen(self.topo.clients[client], args)
+
+    def wait_announced(self, client, pct, timeout=900):
+        """Block until the client says it reached ``pct`` % of the file; False if it ended."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = _line(client, deadline - time.time())
+            if line is None:
+                return False
+            rec = json.loads(line)
+            if rec.get("reached") is not None and rec["reached"] >= pct:
+                return True
+        return False
+
+    def finish_download(self, client, timeout=1200):
+        """The client's summary (its last JSON line)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = _line(client, deadline - time.time())
+            if line is None:
+                break
+            rec = json.loads(line)
+            if "ok" in rec:
+                client.wait(10)
+                return rec
+        raise RuntimeError("the download client ended without a summary: %s"
+                           % client.stderr.read().decode()[-500:])
+
+
+def _line(p, timeout):
+    """The next non-empty stdout line of ``p`` within ``timeout`` s, or None."""
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            return None
+        line = p.stdout.readline()
+        if not line:
+            return None
+        line = line.decode(errors="replace").strip()
+        if line:
+            return line

@@ -1,0 +1,126 @@
+"""Drivers for the CLICK-UP transfer figures, on the ``ite`` topology.
+
+* ``transfer-point``: a file download through the NAT, cut by an upgrade when
+  the client has received P % of the file (P = 0, 10, ..., 90), for each
+  strategy and without upgrade.  The paper's scale by default: a 2 Gbit file
+  over a link shaped (htb) so the download without upgrade takes ~43 s.
+* ``transfer-delay``: the same at P = 50 % against the injected upgrade delay
+  (0..15 s): restart strategies stay down for it, clickup stages through it.
+
+Each trial uses a fresh network and NF, so no state leaks between trials.  The
+transfer time comes from the download client's own clock (first request to
+last byte), restarts from its event trace; the upgrade's phase record is kept
+beside it (raw/), for information.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+from experiments.runner import experiment
+from nf.upgrade.client import request_upgrade
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+V2 = os.path.join(ROOT, "upgrades", "nat-v2")
+STRATEGIES = ("none", "native", "hotswap", "clickup-restart", "clickup")
+COLUMNS = ["experiment", "strategy", "point_pct", "delay_s", "trial", "transfer_s",
+           "restarts", "bytes", "outcome"]
+
+# The paper: 2 Gbit in 43.218 s through its NAT.  A link shaped to this rate
+# reproduces the time scale (htb, on the server's link).
+PAPER_BITS = 2e9
+PAPER_SECONDS = 43.218
+QUICK_BYTES = 50 * 1000 * 1000     # ~9 s at the paper's rate
+
+
+def _strategies(ctx, default):
+    chosen = ctx.args.strategies.split(",") if ctx.args.strategies else list(default)
+    bad = [s for s in chosen if s not in STRATEGIES]
+    if bad:
+        raise SystemExit("clickup run: unknown strategies %s (known: %s)"
+                         % (", ".join(bad), ", ".join(STRATEGIES)))
+    return chosen
+
+
+def _scale(ctx):
+    size = QUICK_BYTES if ctx.args.quick else int(PAPER_BITS / 8)
+    bw_mbit = PAPER_BITS / PAPER_SECONDS / 1e6        # ~46.3 Mbit/s
+    return size, bw_mbit
+
+
+def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag):
+    """One trial: fresh network, download, upgrade at ``point`` % -> the client's summary."""
+    from experiments.testbed import Testbed
+    trace = os.path.join(ctx.raw, "%s.trace.jsonl" % tag)
+    with Testbed(bw_mbit=bw_mbit) as tb:
+        tb.serve(size)
+        client = tb.download(trace, announce=(point,) if strategy != "none" else ())
+        record = {}
+        if strategy != "none":
+            if not tb.wait_announced(client, point):
+                raise RuntimeError("the download never reached %d %%" % point)
+
+            def go():
+                try:
+                    record.update(request_upgrade(tb.control, {
+                        "to": os.path.join(V2, "nat.click"),
+                        "elements": os.path.join(V2, "elements"),
+                        "strategy": strategy, "delay": delay}, timeout=120))
+                except Exception as e:        # the download's fate is the measurement
+                    record["error"] = str(e)
+            th = threading.Thread(target=go, daemon=True)
+            th.start()
+        summary = tb.finish_download(client)
+        if strategy != "none":
+            th.join(130)
+            with open(os.path.join(ctx.raw, "%s.upgrade.json" % tag), "w") as f:
+                json.dump(record, f, indent=1)
+    return summary
+
+
+def _sweep(ctx, points, name):
+    size, bw = _scale(ctx)
+    ctx.params = {"file_bytes": size, "link_mbit": round(bw, 3), "trials": ctx.args.trials,
+                  "note": "delays are injected, not measured"}
+    total = len(points) * ctx.args.trials
+    done = 0
+    for trial in range(1, ctx.args.trials + 1):
+        for strategy, point, delay in points:
+            tag = "%s-p%d-d%g-t%d" % (strategy, point, delay, trial)
+            ctx.progress(done, total, "trial %d %s at %d %% (injected delay %g s)"
+                         % (trial, strategy, point, delay))
+            try:
+                s = one_transfer(ctx, strategy, point, delay, size, bw, tag)
+                ctx.row(strategy=strategy, point_pct=point, delay_s=delay, trial=trial,
+                        transfer_s=s.get("transfer_s"), restarts=s.get("restarts"),
+                        bytes=s.get("bytes"), outcome="ok" if s.get("ok") else "failed")
+            except RuntimeError as e:
+                print("  failed: %s" % e, file=sys.stderr)
+                ctx.row(strategy=strategy, point_pct=point, delay_s=delay, trial=trial,
+                        outcome="failed")
+            done += 1
+    ctx.progress(done, total, "%s done" % name)
+
+
+@experiment("transfer-point", COLUMNS, "point_pct", "transfer_s",
+            "download time vs the upgrade point, per strategy")
+def transfer_point(ctx):
+    strategies = _strategies(ctx, STRATEGIES if not ctx.args.quick else ("none", "native",
+                                                                         "clickup"))
+    pcts = (10, 30, 50, 70, 90) if ctx.args.quick else tuple(range(0, 100, 10))
+    points = []
+    for s in strategies:
+        for p in ((0,) if s == "none" else pcts):
+            points.append((s, p, 0.0))
+    _sweep(ctx, points, "transfer-point")
+
+
+@experiment("transfer-delay", COLUMNS, "delay_s", "transfer_s",
+            "download time vs the injected upgrade delay at 50 %, per strategy")
+def transfer_delay(ctx):
+    strategies = _strategies(ctx, ("native", "clickup-restart", "clickup")
+                             if not ctx.args.quick else ("native", "clickup"))
+    delays = (0, 3) if ctx.args.quick else tuple(range(0, 16))
+    _sweep(ctx, [(s, 50, float(d)) for s in strategies for d in delays], "transfer-delay")

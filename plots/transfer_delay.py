@@ -1,0 +1,31 @@
+"""Transfer time of a NAT download upgraded at 50 %, against the injected delay.
+
+x: the upgrade delay in seconds -- injected by the testbed to model a slow
+upgrade (the paper's "upgrade delay"), not a measured cost; y: the download's
+transfer time in seconds.  A restart that loses the NAT's mappings waits for
+TCP's retransmission timer, so native climbs in steps where the timer backs
+off; strategies that keep the mappings grow only by the outage, and clickup
+(in place, the old graph forwarding while it stages) not at all.  Beside ours:
+the paper's native points (1, 5 and 12 s) and CLICK-UP's endpoints (5 and 12 s).
+"""
+
+from plots import figure
+from plots.common import PAPER, log_if_wide, paper_points, plot_series, series_values
+
+
+def _what(name, points):
+    return "%s at 50 %%: %s" % (name, ", ".join("%g s (delay %g s)" % (y, x) for x, y in points))
+
+
+@figure("transfer-delay", x="delay_s", y="transfer_s", unit="s",
+        title="NAT download upgraded at 50 %: transfer time vs injected upgrade delay")
+def draw(ax, run):
+    ref = PAPER["delay"]
+    plot_series(ax, run)
+    paper_points(ax, "native", ref["native"], _what("native", ref["native"]))
+    paper_points(ax, "clickup-restart", ref["clickup-restart"],
+                 _what("CLICK-UP", ref["clickup-restart"]))
+    paper_ys = [y for pts in ref.values() for _, y in pts]
+    log = log_if_wide(ax, series_values(run) + paper_ys)
+    ax.set_xlabel("injected upgrade delay (s)")
+    ax.set_ylabel("transfer time (s%s)" % (", log scale" if log else ""))
