@@ -74,7 +74,7 @@ def summarise(rows, x, y, unit="s"):
 
 
 def add_parser(sub):
-    from experiments import integration, transfer  # noqa: F401  (register the drivers)
+    from experiments import firewall_wget, integration, transfer  # noqa: F401  (register)
     p = sub.add_parser("run", help="run an experiment and save its data (and plot)")
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     p.add_argument("--quick", action="store_true", help="a short version, for CI and demos")

@@ -1,0 +1,66 @@
+"""The experiment runner's pieces, and (root) quick downloads cut by upgrades on
+the ite topology, judged by the download client."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments.runner import summarise
+
+
+def test_summary_is_median_min_max_of_successful_rows():
+    rows = [{"strategy": "native", "point_pct": "50", "transfer_s": v, "outcome": o}
+            for v, o in (("10", "ok"), ("30", "ok"), ("20", "ok"), ("99", "failed"))]
+    (p,) = summarise(rows, "point_pct", "transfer_s")
+    assert (p["median"], p["min"], p["max"], p["n"], p["x"]) == (20.0, 10.0, 30.0, 3, 50.0)
+
+
+def test_clean_removes_recorded_namespaces_and_processes_only(tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import experiments.owned as owned
+    monkeypatch.setattr(owned, "PATH", str(tmp_path / "owned.jsonl"))
+    monkeypatch.setattr(owned, "DIR", str(tmp_path))
+    ns = "cuclean%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    owned.record("netns", ns)
+    mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    time.sleep(0.2)
+    owned.record("pid", mine.pid)
+    try:
+        removed = owned.clean(verbose=False)
+        assert any(ns in r for r in removed)
+        assert mine.wait(5) is not None
+        assert other.poll() is None, "a process it did not record is left alone"
+        assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                        text=True).stdout
+        assert owned.records() == []
+    finally:
+        other.kill()
+        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("strategy,restarts", [("clickup", 0), ("native", 1)])
+def test_quick_download_with_an_upgrade(tmp_path, strategy, restarts):
+    from experiments.testbed import Testbed
+    from nf.upgrade.client import request_upgrade
+    v2 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "upgrades", "nat-v2")
+    size = 6 * 1000 * 1000
+    with Testbed(bw_mbit=20) as tb:
+        tb.serve(size)
+        client = tb.download(str(tmp_path / "trace.jsonl"), announce=(30,))
+        assert tb.wait_announced(client, 30, timeout=30)
+        rec = request_upgrade(tb.control, {"to": os.path.join(v2, "nat.click"),
+                                           "elements": os.path.join(v2, "elements"),
+                                           "strategy": strategy}, timeout=60)
+        assert rec["outcome"] == "done", rec
+        summary = tb.finish_download(client, timeout=60)
+    assert summary["ok"] and summary["verified"], summary
+    assert summary["restarts"] == restarts, json.dumps(summary)
