@@ -30,7 +30,7 @@ $(VENV)/bin/python:
 	$(PY) -m venv --system-site-packages $(VENV)
 
 $(STAMP): $(VENV)/bin/python setup.py
-	$(VPY) -m pip install -q --disable-pip-version-check pytest
+	$(VPY) -m pip install -q --disable-pip-version-check pytest os-ken==4.2.2
 	$(VPY) -m pip install -q --disable-pip-version-check -e .
 	touch $(STAMP)
 

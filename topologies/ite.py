@@ -6,8 +6,8 @@ N client hosts, the NF node (``NFNode``: configs/nat.click, or
 configs/firewall.click with ``nf=firewall``) and M server hosts.  Each side is a
 direct link when it has one host, else a Linux bridge (``switch=lxbr`` forces
 bridges, ``switch=direct`` refuses more than one host); no OpenFlow controller
-is involved.  ``bw=`` (Mbit/s) shapes every link with htb through ``TCLink``;
-delay and loss are never passed, because the machines have no netem.  The end
+is involved.  ``bw=`` (Mbit/s, at most 1000) shapes every link with htb
+(``ShapedLink``, a TCLink); delay and loss are never passed: there is no netem.  The end
 hosts turn tx checksum offload off and IPv6 off, so frames the NF forwards in
 userspace carry finished checksums and no stray IPv6 chatter.  The NF's ports
 are always ``nf-eth0`` (inside) and ``nf-eth1`` (outside).
@@ -118,6 +118,9 @@ class ITE(Topo):
         for what, n in (("clients", clients), ("servers", servers)):
             if not isinstance(n, int) or not 1 <= n <= 200:
                 raise ValueError("%s must be a whole number from 1 to 200, not %r" % (what, n))
+        if bw is not None and not (isinstance(bw, (int, float)) and 0 < bw <= 1000):
+            raise ValueError("bw must be a rate in Mbit/s above 0 and at most 1000 (Mininet's "
+                             "htb limit), or None for unshaped links; not %r" % (bw,))
         tag = str(tag)       # mn's inline parameters turn tag=12 into a number
         if len(tag) > 6 or (tag and not tag.isalnum()):
             raise ValueError("tag must be at most 6 letters or digits, not %r" % tag)
@@ -127,11 +130,11 @@ class ITE(Topo):
         self.nf_name = "nf"
         self.linkopts = {"cls": ShapedLink, "bw": bw} if bw else {"cls": Link}
 
-        self.addHost(self.nf_name, cls=NFNode, ip=None, nfconfig=config or NFS[nf],
+        # The NF runs from the project's directory: make a relative config path absolute.
+        nfconfig = os.path.abspath(config) if config else NFS[nf]
+        self.addHost(self.nf_name, cls=NFNode, ip=None, nfconfig=nfconfig,
                      defines=dict(self.nf_defines(), **(defines or {})), control=control)
-        for name in self.clients:
-            self.addHost(name, cls=EndHost, **self.host_params(name))
-        for name in self.servers:
+        for name in self.clients + self.servers:
             self.addHost(name, cls=EndHost, **self.host_params(name))
         self._side(self.clients, 0, 1, switch)
         self._side(self.servers, 1, 2, switch)
@@ -241,7 +244,8 @@ def running(topo, controller=None, connect_timeout=20.0, **mininet_params):
 # -- checks (also `mn --test` names) ---------------------------------------------------------------
 
 def _await_output(p, text, timeout):
-    """Wait until process ``p`` prints a line containing ``text``; False if it exits or times out."""
+    """Wait for process ``p`` to print a line containing ``text``; False if it exits first
+    or ``timeout`` s pass."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if not select.select([p.stdout], [], [], max(0.0, deadline - time.time()))[0]:
@@ -276,7 +280,7 @@ def download(net, nbytes=1000000, client=0, server=0, port=8000, timeout=20):
             return False, "the HTTP server on %s did not start" % s.name
         got_path = os.path.join(www, "got.bin")
         t0 = time.time()
-        log = c.cmd("wget -nv -t 1 -T %d -O %s %s 2>&1; echo wget-rc=$?" % (timeout, got_path, url))
+        log = c.cmd("wget -nv -t 1 -T %d -O %s %s 2>&1" % (timeout, got_path, url))
         secs = time.time() - t0
         got = open(got_path, "rb").read() if os.path.exists(got_path) else b""
         if got != payload:
@@ -303,21 +307,28 @@ def reach(net, count=2):
     return failed
 
 
-def download_test(net, nbytes=1000000):
-    """mn --test download[,nbytes]: prints the outcome; never raises (a failing
-    `mn` test would make `mn` run its machine-wide cleanup)."""
+def _mn_test(name, check):
+    """Run ``check() -> (ok, message)`` for ``mn --test`` and print the outcome.  Never
+    raises: a failing test would make ``mn`` run its machine-wide cleanup (``mn -c``)."""
     try:
-        ok, msg = download(net, nbytes=int(nbytes))
+        ok, msg = check()
     except Exception as e:  # noqa: BLE001 -- see the doc string
-        ok, msg = False, "download failed: %s" % e
-    (output if ok else error)("*** download %s: %s\n" % ("ok" if ok else "FAILED", msg))
+        ok, msg = False, "%s: %s" % (type(e).__name__, e)
+    (output if ok else error)("*** %s %s: %s\n" % (name, "ok" if ok else "FAILED", msg))
+
+
+def download_test(net, nbytes=1000000):
+    """mn --test download[,NBYTES]: the first client downloads from the first server."""
+    _mn_test("download", lambda: download(net, nbytes=int(nbytes)))
 
 
 def reach_test(net):
-    """mn --test reach: every client pings every server; prints the outcome."""
-    failed = reach(net)
-    (error if failed else output)("*** reach %s%s\n" % (
-        "FAILED: " if failed else "ok", " ".join("%s->%s" % p for p in failed)))
+    """mn --test reach: every client pings every server."""
+    def check():
+        failed = reach(net)
+        return not failed, (" ".join("%s->%s" % p for p in failed)
+                            or "every client reached every server")
+    _mn_test("reach", check)
 
 
 topos = {"ite": ITE}

@@ -46,13 +46,16 @@ class NFNode(Node):
                "--control", self.control]
         for k, v in self.defines.items():
             cmd += ["-d", "%s=%s" % (k, v)]
-        self.nfproc = self.popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
+        if os.path.exists(self.control):
+            os.unlink(self.control)         # a stale socket must not look like a ready NF
+        self.log = open(self.control + ".log", "w")   # never a pipe nobody reads
+        self.nfproc = self.popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while not os.path.exists(self.control):
             if self.nfproc.poll() is not None:
-                raise RuntimeError("the NF on %s failed to start:\n%s"
-                                   % (self.name, self.nfproc.stderr.read().decode()))
+                with open(self.control + ".log") as f:
+                    raise RuntimeError("the NF on %s failed to start:\n%s"
+                                       % (self.name, f.read()[-3000:]))
             if time.time() > deadline:
                 raise RuntimeError("the NF on %s did not open %s" % (self.name, self.control))
             time.sleep(0.05)
@@ -60,6 +63,13 @@ class NFNode(Node):
     def stop_nf(self):
         p, self.nfproc = self.nfproc, None
         stop(p)
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            self.log = None
+            try:
+                os.unlink(self.control + ".log")
+            except OSError:
+                pass
 
     def terminate(self):
         self.stop_nf()
