@@ -6,7 +6,7 @@ command line), network namespace, interface and OVS bridge they create, and
 SIGKILL the records stay, and ``clickup clean`` finishes the job: it kills a
 recorded PID only if that process still runs the recorded command line (a PID
 can be reused), and deletes recorded names only.  Nothing machine-wide is
-touched -- no ``mn -c``, no killall.
+touched: no Mininet-wide cleanup, no killing by process name.
 """
 
 import json

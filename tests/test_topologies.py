@@ -3,7 +3,7 @@ the os-ken controller passes ping and TCP, and both build through ``mn --custom`
 
 Every network gets a tag of its own (the prefix of its switch names), so these
 tests can run beside other Mininet users of the machine.  ``mn`` itself runs
-its machine-wide ``cleanup()`` (``mn -c``) when anything fails; the ``mn`` tests
+its machine-wide ``cleanup()`` when anything fails; the ``mn`` tests
 run the real /usr/bin/mn script with that function disarmed."""
 
 import os

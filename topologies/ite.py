@@ -309,7 +309,7 @@ def reach(net, count=2):
 
 def _mn_test(name, check):
     """Run ``check() -> (ok, message)`` for ``mn --test`` and print the outcome.  Never
-    raises: a failing test would make ``mn`` run its machine-wide cleanup (``mn -c``)."""
+    raises: a failing test would make ``mn`` run its machine-wide cleanup."""
     try:
         ok, msg = check()
     except Exception as e:  # noqa: BLE001 -- see the doc string
