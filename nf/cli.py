@@ -31,6 +31,8 @@ def add_parser(sub):
     p = s.add_parser("check", help="parse and check a Click config; print the flat graph")
     p.add_argument("file")
     p.add_argument("-d", "--define", action="append", metavar="NAME=VALUE")
+    p.add_argument("--elements", metavar="DIR",
+                   help="directory of element code (an upgrade package's) to check with")
     p.set_defaults(func=cmd_check)
 
     p = s.add_parser("run", help="run a router from a Click config")
@@ -71,7 +73,17 @@ def add_parser(sub):
 
 def cmd_check(args):
     from .config import check_main
-    return check_main(args.file, _defines(args.define))
+    classes = None
+    if args.elements:
+        from .upgrade.package import Package, Refused
+        pkg = Package(args.file, args.elements, require_manifest=False)
+        try:
+            pkg.load_code()
+        except Refused as e:
+            print("clickup nf check: %s" % e, file=sys.stderr)
+            return 1
+        classes = pkg.classes
+    return check_main(args.file, _defines(args.define), classes)
 
 
 def _print_errors(e):

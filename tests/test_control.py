@@ -181,3 +181,13 @@ def test_cli_check_prints_graph_or_errors(tmp_path):
     bad.write_text("a :: Counter\n  -> ;\n")
     r = _clickup("nf", "check", str(bad))
     assert r.returncode == 1 and "b.click:2:" in r.stderr
+
+
+def test_cli_check_with_a_packages_element_code():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = os.path.join(root, "upgrades", "firewall-log")
+    cfg = os.path.join(pkg, "firewall.click")
+    r = _clickup("nf", "check", cfg)
+    assert r.returncode == 1 and "unknown element class 'Log'" in r.stderr
+    r = _clickup("nf", "check", cfg, "--elements", os.path.join(pkg, "elements"))
+    assert r.returncode == 0 and "log :: Log(" in r.stdout

@@ -25,14 +25,14 @@ __all__ = ["parse_string", "parse_file", "build_elements", "check", "port_usage"
            "check_main", "Graph", "ElementDecl", "Connection"]
 
 
-def check_main(path, defines=None):
+def check_main(path, defines=None, classes=None):
     """``clickup nf check FILE [name=value ...]``: print the flattened graph and
     return 0, or print each error as 'file:line:col: message' on stderr and
     return 1.  ``defines`` is a dict or a list of 'name=value' strings."""
     try:
         defines = defines_dict(defines)
         graph = parse_file(path, defines)
-        errors = check(graph)
+        errors = check(graph, classes=classes)
     except ConfigErrors as e:
         errors = e.errors
     except ConfigError as e:
