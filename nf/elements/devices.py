@@ -24,8 +24,34 @@ from ..packet import Packet
 
 TX_SLOT = 65536     # the largest frame ToDevice stages (jumbo frames and then some)
 
+_BURST = Arg("BURST", "uint", 64, doc="most frames per system call (one batch)")
+_METHOD = Arg("METHOD", "word", "LINUX", doc="accepted for Click compatibility (always "
+                                             "AF_PACKET)")
 
-class FromDevice(Element):
+
+class _Device(Element):
+    """What FromDevice and ToDevice share: a socket on DEVNAME, BURST, a frame count."""
+    ABSTRACT = True
+
+    def configure(self):
+        if self.burst < 1:
+            raise ValueError("keyword BURST: expected at least 1")
+        self.sock = None
+        self.count = 0
+
+    def cleanup(self):
+        if self.sock is not None:
+            if self.router is not None:
+                self.router.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    @read_handler("count", "frames received (FromDevice) or sent (ToDevice)")
+    def _h_count(self):
+        return str(self.count)
+
+
+class FromDevice(_Device):
     """FromDevice(DEVNAME, [KEYWORDS])
 
     Reads Ethernet frames arriving on network device DEVNAME and pushes them
@@ -39,18 +65,11 @@ class FromDevice(Element):
         Arg("PROMISC", "bool", False, doc="put the device in promiscuous mode"),
         Arg("SNIFFER", "bool", True, doc="accepted for Click compatibility; the kernel "
                                          "always sees the frames too"),
-        Arg("BURST", "uint", 64, doc="most frames read per batch"),
+        _BURST,
         Arg("SNAPLEN", "uint", 65535, doc="longest frame read; longer ones are truncated"),
         Arg("RCVBUF", "uint", 64 << 20, doc="receive buffer in bytes (absorbs pauses)"),
-        Arg("METHOD", "word", "LINUX", doc="accepted for Click compatibility (always AF_PACKET)"),
+        _METHOD,
     )
-
-    def configure(self):
-        if self.burst < 1:
-            raise ValueError("keyword BURST: expected at least 1")
-        self.sock = None
-        self.count = 0
-        self.byte_count = 0
 
     def initialize(self):
         self.sock = s = afpacket.open_rx(self.devname, self.rcvbuf, self.promisc)
@@ -75,17 +94,6 @@ class FromDevice(Element):
         self._out[0](batch)
         return n
 
-    def cleanup(self):
-        if self.sock is not None:
-            if self.router is not None:
-                self.router.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-
-    @read_handler("count", "frames received")
-    def _h_count(self):
-        return str(self.count)
-
     @read_handler("drops", "frames the kernel dropped for want of buffer space")
     def _h_drops(self):
         if self.sock is None:
@@ -98,7 +106,7 @@ class FromDevice(Element):
         self.count = 0
 
 
-class ToDevice(Element):
+class ToDevice(_Device):
     """ToDevice(DEVNAME, [KEYWORDS])
 
     Sends the frames it receives on network device DEVNAME, bypassing the
@@ -109,16 +117,13 @@ class ToDevice(Element):
     ARGS = (
         Arg("DEVNAME", "word", REQUIRED, positional=True, doc="network device to send on"),
         Arg("QDISC", "bool", False, doc="send through the device's qdisc (needed for shaping)"),
-        Arg("BURST", "uint", 64, doc="most frames sent per system call"),
+        _BURST,
         Arg("SNDBUF", "uint", 4 << 20, doc="send buffer in bytes"),
-        Arg("METHOD", "word", "LINUX", doc="accepted for Click compatibility (always AF_PACKET)"),
+        _METHOD,
     )
 
     def configure(self):
-        if self.burst < 1:
-            raise ValueError("keyword BURST: expected at least 1")
-        self.sock = None
-        self.count = 0
+        super().configure()
         self.drops = 0
 
     def initialize(self):
@@ -144,15 +149,6 @@ class ToDevice(Element):
             self.count += i
         self.count -= dropped
         self.drops += dropped
-
-    def cleanup(self):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-    @read_handler("count", "frames sent")
-    def _h_count(self):
-        return str(self.count)
 
     @read_handler("drops", "frames the kernel refused")
     def _h_drops(self):
