@@ -38,14 +38,10 @@ def _middle(t, variant):
         return None
     if variant == "forwarder":
         t.set_mode("wire")
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "forward", t.nf_in, t.nf_out]
-    else:
-        t.set_mode("nf")
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run", NAT_CONFIG]
-        for k, v in t.nf_defines().items():
-            cmd += ["-d", "%s=%s" % (k, v)]
-    p = t.popen("nf", cmd, cwd=ROOT)
-    return p
+        return t.popen("nf", [sys.executable, "-m", "experiments.cli", "nf", "forward",
+                              t.nf_in, t.nf_out], cwd=ROOT, text=True)
+    t.set_mode("nf")
+    return t.start_nf(NAT_CONFIG)
 
 
 def _wait_path(t, proc, timeout=10.0):
@@ -53,7 +49,7 @@ def _wait_path(t, proc, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError("middle node exited: %s" % proc.stderr.read().decode()[-2000:])
+            raise RuntimeError("middle node exited: %s" % proc.stderr.read()[-2000:])
         if t.run("c", ["ping", "-c", "1", "-W", "1", SERVER_IP]).returncode == 0:
             return
     raise RuntimeError("no path from client to server through the middle node")

@@ -2,7 +2,6 @@
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -41,15 +40,7 @@ def firewall(tmp_path):
     from topologies.netns import ThreeNode
     with ThreeNode(mode="wire") as t:
         sock = str(tmp_path / "fw.sock")
-        p = t.popen("nf", [sys.executable, "-m", "experiments.cli", "nf", "run",
-                           os.path.join(ROOT, "configs", "firewall.click"), "-d",
-                           "in_if=%s" % t.nf_in, "-d", "out_if=%s" % t.nf_out,
-                           "--control", sock], cwd=ROOT)
-        deadline = time.time() + 10
-        while not os.path.exists(sock):
-            assert p.poll() is None, p.stderr.read().decode()
-            assert time.time() < deadline
-            time.sleep(0.05)
+        t.start_nf(os.path.join(ROOT, "configs", "firewall.click"), sock)
         yield t, sock
 
 

@@ -42,19 +42,10 @@ def nat(tmp_path):
     from topologies.netns import ThreeNode
     with ThreeNode(mode="nf") as t:
         sock = str(tmp_path / "nat.sock")
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run",
-               os.path.join(ROOT, "configs", "nat.click"), "--control", sock]
-        for k, v in t.nf_defines().items():
-            cmd += ["-d", "%s=%s" % (k, v)]
-        p = t.popen("nf", cmd, cwd=ROOT)
-        deadline = time.time() + 10
-        while not os.path.exists(sock):
-            assert p.poll() is None, p.stderr.read().decode()
-            assert time.time() < deadline, "the NF did not start"
-            time.sleep(0.05)
+        p = t.start_nf(os.path.join(ROOT, "configs", "nat.click"), sock)
         yield t, sock, p
         t.kill(p)
-        assert p.returncode == 0, "SIGTERM stops the NF cleanly: %s" % p.stderr.read().decode()
+        assert p.returncode == 0, "SIGTERM stops the NF cleanly: %s" % p.stderr.read()
 
 
 def test_ping_and_tcp_transfer_through_nat(nat):

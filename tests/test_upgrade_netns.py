@@ -26,38 +26,9 @@ pytestmark = pytest.mark.root
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2 = os.path.join(ROOT, "upgrades", "nat-v2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_recover_netns import CHUNK, SERVER, _wait_for  # noqa: E402
+from test_recover_netns import CHUNK, CLIENT, SERVER  # noqa: E402
 
 SIZE = 20 * 1000 * 1000
-
-TICKING_CLIENT = r"""
-import hashlib, json, socket, sys, threading, time
-c = socket.create_connection((sys.argv[1], 5001), timeout=10)
-stop = threading.Event()
-def tick():
-    while not stop.wait(0.1):
-        try:
-            c.send(b".")
-        except OSError:
-            return
-threading.Thread(target=tick, daemon=True).start()
-h, got, reset, error, first = hashlib.sha256(), 0, False, None, True
-try:
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        h.update(d); got += len(d)
-        if first:
-            print("started", flush=True); first = False
-except ConnectionResetError as e:
-    reset, error = True, str(e)
-except OSError as e:
-    error = str(e)
-stop.set()
-print(json.dumps({"bytes": got, "sha256": h.hexdigest(), "reset": reset, "error": error}),
-      flush=True)
-"""
 
 
 @pytest.fixture
@@ -65,13 +36,8 @@ def nat(tmp_path):
     from topologies.netns import ThreeNode
     with ThreeNode(mode="nf") as t:
         sock = str(tmp_path / "nat.sock")
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run",
-               os.path.join(ROOT, "configs", "nat.click"), "--control", sock,
-               "--store", str(tmp_path / "nat.store"), "--sync-interval", "0.2"]
-        for k, v in t.nf_defines().items():
-            cmd += ["-d", "%s=%s" % (k, v)]
-        p = t.popen("nf", cmd, cwd=ROOT, text=True)
-        _wait_for(lambda: os.path.exists(sock), "the NF's control socket", proc=p)
+        p = t.start_nf(os.path.join(ROOT, "configs", "nat.click"), sock,
+                       ["--store", str(tmp_path / "nat.store"), "--sync-interval", "0.2"])
         yield t, sock
         t.kill(p)
 
@@ -107,7 +73,7 @@ def test_tcp_download_across_upgrade(nat, strategy, survives):
     t, sock = nat
     srv = t.popen("s", [sys.executable, "-c", SERVER, SIZE, CHUNK, 3.0], text=True)
     assert srv.stdout.readline().strip() == "ready"
-    cl = t.popen("c", [sys.executable, "-c", TICKING_CLIENT, SERVER_IP], text=True)
+    cl = t.popen("c", [sys.executable, "-c", CLIENT, SERVER_IP, 0.1], text=True)
     assert cl.stdout.readline().strip() == "started", cl.stderr.read()
     time.sleep(0.7)
     rec = _upgrade(sock, strategy)

@@ -122,6 +122,28 @@ class ThreeNode:
         return {"in_if": self.nf_in, "out_if": self.nf_out, "in_ip": NF_IN_IP,
                 "in_net": "10.0.0.0/24", "out_ip": NF_OUT_IP, "out_net": "10.0.1.0/24"}
 
+    def start_nf(self, config, control=None, extra=(), timeout=10.0):
+        """Start ``clickup nf run CONFIG`` on the NF node with this topology's -d
+        parameters (plus ``extra`` options); with ``control``, wait until its control
+        socket exists (RuntimeError with the NF's stderr if it exits first).  The
+        process's pipes are text."""
+        import sys
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run", config]
+        for k, v in self.nf_defines().items():
+            cmd += ["-d", "%s=%s" % (k, v)]
+        if control:
+            cmd += ["--control", control]
+        p = self.popen("nf", cmd + list(extra), cwd=root, text=True)
+        deadline = time.monotonic() + timeout
+        while control and not os.path.exists(control):
+            if p.poll() is not None:
+                raise RuntimeError("the NF exited: %s" % p.stderr.read())
+            if time.monotonic() > deadline:
+                raise RuntimeError("the NF did not open %s within %.0f s" % (control, timeout))
+            time.sleep(0.02)
+        return p
+
     # -- processes -------------------------------------------------------------------------
     def cpu_for(self, node):
         """The core a node's processes are pinned to (None: not pinned)."""
