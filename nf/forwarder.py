@@ -12,9 +12,10 @@ import signal
 import time
 
 from . import afpacket
+from .router import Router
 
 BURST = 64
-BUSY_POLL = 0.0002      # the same busy-poll window as nf.router.Router
+BUSY_POLL = Router.busy_poll     # the same busy-poll window as the NF's loop
 
 
 def forward(dev1, dev2, burst=BURST, slot=65535):

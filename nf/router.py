@@ -127,6 +127,10 @@ class Router:
     # -- suspending and releasing what an element registered --------------------------------
     def suspend(self, e):
         """Take ``e``'s readers, timers and tasks out of service (kept for resume)."""
+        self._suspended[e] = self._take_out(e)
+
+    def _take_out(self, e):
+        """Remove ``e``'s readers, timers and tasks; return them."""
         readers = {fd: fn for fd, fn in self._readers.items() if _owner(fn) is e}
         for fd in readers:
             self.remove_reader(fd)
@@ -136,7 +140,7 @@ class Router:
             heapq.heapify(self._timers)
         tasks = [t for t in self._tasks if _owner(t) is e]
         self._tasks = [t for t in self._tasks if _owner(t) is not e]
-        self._suspended[e] = (readers, timers, tasks)
+        return readers, timers, tasks
 
     def resume(self, e):
         readers, timers, tasks = self._suspended.pop(e, ({}, [], []))
@@ -148,9 +152,8 @@ class Router:
 
     def release(self, e):
         """Clean up an element that has left the graph for good."""
-        self._suspended.pop(e, None)
-        self.suspend(e)
-        self._suspended.pop(e, None)
+        self._suspended.pop(e, None)      # what was suspended goes with it
+        self._take_out(e)
         try:
             e.cleanup()
         except Exception as ex:     # a failing cleanup must not take the router down

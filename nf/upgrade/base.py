@@ -3,18 +3,13 @@
 import os
 
 from .. import library
-from .package import Package, Refused
+from .package import Package, Refused, graph_version
 
 __all__ = ["Strategy", "running_version"]
 
 
 def running_version(router):
-    from ..config import render
-    import hashlib
-    h = hashlib.sha256(render(router.graph).encode())
-    for e in router.elements.values():
-        h.update(("%s=%s;" % (type(e).__name__, type(e).CODE_VERSION)).encode())
-    return h.hexdigest()[:12]
+    return graph_version(router.graph, lambda decl: type(router.elements[decl.name]))
 
 
 class Strategy:

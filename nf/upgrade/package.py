@@ -22,7 +22,7 @@ from ..args import AddressTable
 from ..element import lookup, registering_into
 from ..errors import ConfigError
 
-__all__ = ["Package", "Refused", "MigrationFailed"]
+__all__ = ["Package", "Refused", "MigrationFailed", "graph_version"]
 
 MANIFEST = "MANIFEST.sha256"
 
@@ -199,11 +199,17 @@ class Package:
             raise Refused("state cannot be carried: " + "; ".join(problems))
 
     def version(self):
-        """A short identity of what this package runs: digest of the flat config and
-        the code versions of its classes."""
-        from ..config import render
-        h = hashlib.sha256(render(self.graph).encode())
-        for decl in self.graph.elements.values():
-            cls = self.resolve(decl.cls)
-            h.update(("%s=%s;" % (decl.cls, getattr(cls, "CODE_VERSION", "?"))).encode())
-        return h.hexdigest()[:12]
+        """A short identity of what this package runs (see graph_version)."""
+        return graph_version(self.graph, lambda decl: self.resolve(decl.cls))
+
+
+def graph_version(graph, class_of):
+    """Digest of a flat config and the code versions of its classes -- the same for a
+    running graph and a staged one that would run the same thing.  ``class_of(decl)``
+    gives the class a declaration runs."""
+    from ..config import render
+    h = hashlib.sha256(render(graph).encode())
+    for decl in graph.elements.values():
+        h.update(("%s=%s;" % (decl.cls, getattr(class_of(decl), "CODE_VERSION", "?")))
+                 .encode())
+    return h.hexdigest()[:12]
