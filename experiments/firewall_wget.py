@@ -9,7 +9,6 @@ The link is shaped so that the batch takes about as long as the paper's
 (33-51 s per file without upgrade); the upgrade starts at 40 % of that.
 """
 
-import json
 import os
 import threading
 import time
@@ -17,7 +16,6 @@ import time
 from experiments.runner import experiment
 from experiments.testbed import Testbed
 from experiments.traffic import run_tool
-from nf.upgrade.client import request_upgrade
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "upgrades", "firewall-log")
@@ -67,15 +65,8 @@ def _batch(ctx, strategy, trial, files, upgrade_at):
             t.start()
         if strategy != "none":
             time.sleep(upgrade_at)
-            try:
-                rec = request_upgrade(tb.control, {
-                    "to": os.path.join(PKG, "firewall.click"),
-                    "elements": os.path.join(PKG, "elements"), "strategy": strategy},
-                    timeout=120)
-            except Exception as e:
-                rec = {"error": str(e)}
-            with open(os.path.join(ctx.raw, "%s.upgrade.json" % tag), "w") as f:
-                json.dump(rec, f, indent=1)
+            tb.upgrade(PKG, "firewall.click", strategy,
+                       record_path=os.path.join(ctx.raw, "%s.upgrade.json" % tag))
         for t in threads:
             t.join(1000)
     return [r or {"ok": False} for r in results]

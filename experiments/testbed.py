@@ -85,6 +85,22 @@ class Testbed:
             args += ["--announce", ",".join("%g" % a for a in announce)]
         return self._popen(self.topo.clients[client], args)
 
+    def upgrade(self, package, config, strategy, delay=0.0, record_path=None):
+        """Upgrade the NF to ``package``/``config`` (with its elements/ code); never
+        raises -- the traffic's fate is the measurement.  The phase record (or the
+        error) is saved to ``record_path`` and returned."""
+        from nf.upgrade.client import request_upgrade
+        try:
+            rec = request_upgrade(self.control, {
+                "to": os.path.join(package, config), "elements": os.path.join(package, "elements"),
+                "strategy": strategy, "delay": delay}, timeout=120)
+        except Exception as e:
+            rec = {"error": str(e)}
+        if record_path:
+            with open(record_path, "w") as f:
+                json.dump(rec, f, indent=1)
+        return rec
+
     def wait_announced(self, client, pct, timeout=900):
         """Block until the client says it reached ``pct`` % of the file; False if it ended."""
         deadline = time.time() + timeout

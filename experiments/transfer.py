@@ -13,14 +13,11 @@ last byte), restarts from its event trace; the upgrade's phase record is kept
 beside it (raw/), for information.
 """
 
-import json
 import os
 import sys
 import threading
-import time
 
 from experiments.runner import experiment
-from nf.upgrade.client import request_upgrade
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2 = os.path.join(ROOT, "upgrades", "nat-v2")
@@ -57,26 +54,16 @@ def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag):
     with Testbed(bw_mbit=bw_mbit) as tb:
         tb.serve(size)
         client = tb.download(trace, announce=(point,) if strategy != "none" else ())
-        record = {}
         if strategy != "none":
             if not tb.wait_announced(client, point):
                 raise RuntimeError("the download never reached %d %%" % point)
-
-            def go():
-                try:
-                    record.update(request_upgrade(tb.control, {
-                        "to": os.path.join(V2, "nat.click"),
-                        "elements": os.path.join(V2, "elements"),
-                        "strategy": strategy, "delay": delay}, timeout=120))
-                except Exception as e:        # the download's fate is the measurement
-                    record["error"] = str(e)
-            th = threading.Thread(target=go, daemon=True)
+            th = threading.Thread(target=tb.upgrade, daemon=True, args=(
+                V2, "nat.click", strategy, delay,
+                os.path.join(ctx.raw, "%s.upgrade.json" % tag)))
             th.start()
         summary = tb.finish_download(client)
         if strategy != "none":
             th.join(130)
-            with open(os.path.join(ctx.raw, "%s.upgrade.json" % tag), "w") as f:
-                json.dump(record, f, indent=1)
     return summary
 
 
