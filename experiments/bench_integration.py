@@ -33,6 +33,7 @@ import time
 
 from experiments.bench import benchmark, emit, median, progress
 from experiments.results import ROOT, git_commit, provenance, run_dir, save_json
+from topologies import procs
 from topologies.procs import stop
 
 STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup")
@@ -141,8 +142,7 @@ def write_package(root, n, flows=FLOWS, rate=RATE):
 
 def nf_command(config, sock, store):
     """How a run starts its NF: the project's own command, with socket and store."""
-    return [sys.executable, "-m", "experiments.cli", "nf", "run", config,
-            "--control", sock, "--store", store]
+    return procs.nf_command(config, control=sock, extra=["--store", store])
 
 
 class RunError(Exception):

@@ -127,14 +127,10 @@ class ThreeNode:
         parameters (plus ``extra`` options); with ``control``, wait until its control
         socket exists (RuntimeError with the NF's stderr if it exits first).  The
         process's pipes are text."""
-        import sys
+        from topologies.procs import nf_command
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run", config]
-        for k, v in self.nf_defines().items():
-            cmd += ["-d", "%s=%s" % (k, v)]
-        if control:
-            cmd += ["--control", control]
-        p = self.popen("nf", cmd + list(extra), cwd=root, text=True)
+        p = self.popen("nf", nf_command(config, self.nf_defines(), control, extra), cwd=root,
+                       text=True)
         deadline = time.monotonic() + timeout
         while control and not os.path.exists(control):
             if p.poll() is not None:

@@ -13,11 +13,10 @@ then SIGKILL by PID) before the node goes.
 
 import os
 import subprocess
-import sys
 import time
 
 from mininet.node import Node
-from topologies.procs import stop
+from topologies.procs import nf_command, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,10 +41,7 @@ class NFNode(Node):
         return r
 
     def start_nf(self, timeout=10.0):
-        cmd = [sys.executable, "-m", "experiments.cli", "nf", "run", self.nfconfig,
-               "--control", self.control]
-        for k, v in self.defines.items():
-            cmd += ["-d", "%s=%s" % (k, v)]
+        cmd = nf_command(self.nfconfig, self.defines, self.control)
         if os.path.exists(self.control):
             os.unlink(self.control)         # a stale socket must not look like a ready NF
         self.log = open(self.control + ".log", "w")   # never a pipe nobody reads
