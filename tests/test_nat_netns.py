@@ -70,21 +70,14 @@ def test_ping_and_tcp_transfer_through_nat(nat):
 
 def test_a_short_pause_of_the_nf_loses_no_datagram(nat):
     """The NF's large receive buffers absorb a 300 ms stop of its process."""
-    import json
     import signal
-    from topologies.netns import SERVER_IP
     t, _, nfproc = nat
-    rcv = t.popen("s", [sys.executable, "-m", "experiments.probe", "recv", "--duration", "20"],
-                  cwd=ROOT, text=True)
-    assert json.loads(rcv.stdout.readline())["ready"]
-    snd = t.popen("c", [sys.executable, "-m", "experiments.probe", "send", SERVER_IP,
-                        "--rate", "4000", "--duration", "2"], cwd=ROOT, text=True)
-    time.sleep(0.8)
-    os.kill(nfproc.pid, signal.SIGSTOP)
-    time.sleep(0.3)
-    os.kill(nfproc.pid, signal.SIGCONT)
-    sent = json.loads(snd.stdout.readline())
-    got = json.loads(rcv.stdout.readline())
+
+    def pause():
+        os.kill(nfproc.pid, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(nfproc.pid, signal.SIGCONT)
+    sent, got, _ = t.probe_stream(4000, 2, pause)
     assert got["complete"] and got["sent"] == sent["sent"] == 8000
     assert got["lost"] == 0, got
     assert got["longest_gap_ms"] >= 200, "the pause was seen by the receiver: %s" % got

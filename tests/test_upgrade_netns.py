@@ -49,17 +49,8 @@ def _upgrade(sock, strategy):
 
 
 def test_udp_stream_loses_nothing_across_clickup(nat):
-    from topologies.netns import SERVER_IP
     t, sock = nat
-    rcv = t.popen("s", [sys.executable, "-m", "experiments.probe", "recv", "--duration", "30"],
-                  cwd=ROOT, text=True)
-    assert json.loads(rcv.stdout.readline())["ready"]
-    snd = t.popen("c", [sys.executable, "-m", "experiments.probe", "send", SERVER_IP,
-                        "--rate", "4000", "--duration", "3"], cwd=ROOT, text=True)
-    time.sleep(1.0)
-    rec = _upgrade(sock, "clickup")
-    sent = json.loads(snd.stdout.readline())
-    got = json.loads(rcv.stdout.readline())
+    sent, got, rec = t.probe_stream(4000, 3, lambda: _upgrade(sock, "clickup"), after=1.0)
     assert rec["outcome"] == "done", rec
     assert rec["entries_migrated"] >= 1, ("the NAT's v1 state was migrated to v2", rec)
     assert got["complete"] and got["sent"] == sent["sent"] == 12000

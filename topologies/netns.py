@@ -140,6 +140,23 @@ class ThreeNode:
             time.sleep(0.02)
         return p
 
+    def probe_stream(self, rate, seconds, during, after=0.8):
+        """A sequence-numbered UDP stream (experiments.probe) from the client to the
+        server at ``rate``/s for ``seconds``; ``during()`` runs ``after`` s in.  Returns
+        (sender's report, receiver's report, what ``during`` returned)."""
+        import json
+        import sys
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        rcv = self.popen("s", [sys.executable, "-m", "experiments.probe", "recv",
+                               "--duration", seconds + 30], cwd=root, text=True)
+        if not json.loads(rcv.stdout.readline()).get("ready"):
+            raise RuntimeError("the probe receiver did not start")
+        snd = self.popen("c", [sys.executable, "-m", "experiments.probe", "send", SERVER_IP,
+                               "--rate", rate, "--duration", seconds], cwd=root, text=True)
+        time.sleep(after)
+        result = during()
+        return json.loads(snd.stdout.readline()), json.loads(rcv.stdout.readline()), result
+
     # -- processes -------------------------------------------------------------------------
     def cpu_for(self, node):
         """The core a node's processes are pinned to (None: not pinned)."""
