@@ -1,12 +1,12 @@
 """One trial's network: the ``ite`` topology with the NF, a file server and a
-download client -- the pieces every transfer experiment drives.
+transfer client -- the pieces every transfer experiment drives.
 
     with Testbed(bw_mbit=46.3) as tb:
         tb.serve(size)
-        client = tb.download(trace, announce=50)
-        tb.wait_announced(client, 50)        # the client has 50 % of the file
+        client = tb.transfer(trace, size, announce=50)   # direction="up": an upload
+        tb.wait_announced(client, 50)        # 50 % of the file is across
         ...                                  # upgrade the NF through tb.control
-        summary = tb.finish_download(client)
+        summary = tb.finish_transfer(client)
 
 Everything it starts is stopped on the way out, also on Ctrl-C: the client
 and server by PID, the network by Mininet's own teardown (topologies.ite).
@@ -78,9 +78,16 @@ class Testbed:
     def url(self, server=0):
         return "http://%s:%d/file" % (self.server_ip(server), PORT)
 
-    def download(self, trace, announce=(), client=0, server=0, give_up=900):
-        args = ["experiments.traffic", "get", self.url(server), "--out", trace,
-                "--give-up", str(give_up)]
+    def transfer(self, trace, size, direction="down", announce=(), client=0, server=0,
+                 give_up=900):
+        """Start a client that downloads (GET) the served file, or uploads (PUT) ``size``
+        bytes to the server; it restarts from byte 0 on failure (experiments.traffic)."""
+        if direction not in ("down", "up"):
+            raise ValueError("direction must be 'down' or 'up', not %r" % direction)
+        args = ["experiments.traffic", "get" if direction == "down" else "put",
+                self.url(server), "--out", trace, "--give-up", str(give_up)]
+        if direction == "up":
+            args += ["--size", str(size)]
         if announce:
             args += ["--announce", ",".join("%g" % a for a in announce)]
         return self._popen(self.topo.clients[client], args)
@@ -113,7 +120,7 @@ class Testbed:
                 return True
         return False
 
-    def finish_download(self, client, timeout=1200):
+    def finish_transfer(self, client, timeout=1200):
         """The client's summary (its last JSON line)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -124,7 +131,7 @@ class Testbed:
             if "ok" in rec:
                 client.wait(10)
                 return rec
-        raise RuntimeError("the download client ended without a summary: %s"
+        raise RuntimeError("the transfer client ended without a summary: %s"
                            % client.stderr.read().decode()[-500:])
 
 

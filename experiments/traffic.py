@@ -2,6 +2,7 @@
 
     python -m experiments.traffic serve --port 8080 --size 250M [--rate BYTES_PER_S]
     python -m experiments.traffic get http://10.0.0.2:8080/file --out trace.jsonl
+    python -m experiments.traffic put http://10.0.0.2:8080/file --size 250M --out trace.jsonl
     python -m experiments.traffic tool wget http://10.0.0.2:8080/file --out trace.jsonl
 
 The server speaks just enough HTTP/1.0 for real wget and curl: ``GET /file`` (or ``/file/NAME``)
@@ -17,10 +18,20 @@ The client (``download``) fetches the file; when the connection fails (RST, EOF 
 Content-Length, no byte for ``idle_timeout`` seconds) it opens a new connection and starts again
 from byte 0, until the file is complete or it gives up.  It writes a JSONL trace: one line per
 event and a progress sample every ``tick`` seconds, each with monotonic and wall times.
+
+``upload`` is the same transfer the other way: ``PUT /file`` sends SIZE bytes of the seeded
+content, the server checks every byte and answers 200 with what it received.  Here the client's
+own TCP holds the unacknowledged data, so when a path breaks it is the client's kernel that
+retransmits, with its exponential back-off, and the first retransmission that gets through
+decides what happens next (a NAT that lost its mapping gives it a new outside port; the server,
+which knows no such connection, answers RST).  Its progress is the bytes the server has
+acknowledged (sent minus the socket's unacknowledged queue, TIOCOUTQ), and its idle timeout is
+long (UPLOAD_IDLE) so that TCP's back-off, not the client, decides when a stall ends.
 ``run_tool`` runs real wget or curl instead and derives the same summary from their output.
 """
 
 import argparse
+import fcntl
 import functools
 import json
 import os
@@ -32,11 +43,12 @@ import socketserver
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from urllib.parse import urlsplit
 
-__all__ = ["FileServer", "serve", "download", "run_tool", "raw_log_path", "expected_body",
+__all__ = ["FileServer", "serve", "download", "upload", "run_tool", "raw_log_path", "expected_body",
            "parse_bytes"]
 
 PERIOD = (1 << 20) + 4099       # content period, deliberately not a power of two
@@ -46,6 +58,8 @@ SEED_HEADER = "X-Clickup-Seed"
 FAULT_MODES = ("reset", "stall", "eof")
 MAX_HEAD = 16384
 STALL_MAX = 3600.0              # a stalled connection is released at the latest after this
+UPLOAD_IDLE = 120.0             # an upload's idle timeout: longer than TCP's back-off steps
+                                # up to 15 s of outage (retries at ~0.2, 0.6, 1.4, ... 25.4 s)
 
 
 # ----------------------------------------------------------------------------- content
@@ -114,18 +128,59 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _serve(self, srv, sock):
         sock.settimeout(10.0)
-        head = _read_head(sock)[0]
+        head, rest = _read_head(sock)
         method, path = _request_line(head)
-        if method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD", "PUT"):
             sock.sendall(_response(405, "Method Not Allowed"))
             return
         if not (path == "/file" or path.startswith("/file/")):
             sock.sendall(_response(404, "Not Found"))
             return
+        if method == "PUT":
+            self._receive_body(srv, sock, _headers(head), rest)
+            return
         sock.sendall(_response(200, "OK", srv.size, srv.seed))
         if method == "GET":
             fault = srv.fault_for_next_connection()
             self._send_body(srv, sock, fault)
+
+    def _receive_body(self, srv, sock, headers, rest):
+        """PUT: take Content-Length bytes, check them against the seed, answer 200 with
+        X-Clickup-Received and X-Clickup-Verified.  A faulted connection breaks after
+        ``fail_after`` bytes, as a GET would."""
+        length = headers.get("content-length", "")
+        seed = headers.get(SEED_HEADER.lower(), "")
+        if not length.isdigit() or not seed.lstrip("-").isdigit():
+            sock.sendall(_response(400, "Bad Request (PUT needs Content-Length and %s)"
+                                   % SEED_HEADER))
+            return
+        size, body = int(length), body_for(int(seed))
+        fault = srv.fault_for_next_connection()
+        limit = size if fault is None else min(size, srv.fail_after)
+        got, ok = 0, True
+        data = memoryview(rest)
+        buf = bytearray(RECV)
+        sock.settimeout(STALL_MAX)      # a client that vanished (its NAT forgot it) says nothing
+        try:
+            while True:
+                if len(data) > limit - got:
+                    data = data[:limit - got]
+                ok = ok and body.matches(got, data)
+                got += len(data)
+                if got >= limit or srv.stopping.is_set():
+                    break
+                n = sock.recv_into(buf, min(RECV, limit - got))
+                if n == 0:
+                    break
+                data = memoryview(buf)[:n]
+        finally:
+            srv.record_upload(got, ok and got == size, fault)
+        if got < size:
+            if fault is not None:
+                _break(sock, fault, srv.stopping)
+            return
+        sock.sendall(_response(200, "OK", extra={"X-Clickup-Received": got,
+                                                 "X-Clickup-Verified": "yes" if ok else "no"}))
 
     def _send_body(self, srv, sock, fault):
         limit = srv.size if fault is None else min(srv.size, srv.fail_after)
@@ -178,12 +233,13 @@ def _request_line(head):
     return parts[0].upper(), parts[1].split("?", 1)[0]
 
 
-def _response(code, reason, length=0, seed=None):
+def _response(code, reason, length=0, seed=None, extra=None):
     lines = ["HTTP/1.0 %d %s" % (code, reason), "Server: clickup-traffic",
              "Content-Type: application/octet-stream", "Content-Length: %d" % length,
              "Connection: close"]
     if seed is not None:
         lines.append("%s: %d" % (SEED_HEADER, seed))
+    lines += ["%s: %s" % kv for kv in (extra or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -191,9 +247,10 @@ class FileServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     """A threaded HTTP/1.0 file server for one deterministic file of ``size`` bytes.
 
     ``rate`` paces each connection (bytes/s; None = as fast as TCP goes).  ``fail_after``
-    breaks the first ``fail_count`` GET connections after that many body bytes, the way
-    ``fail_mode`` says: "reset" (RST), "stall" (stop sending, keep the connection open) or
-    "eof" (close early).  ``connections`` lists (bytes sent, fault) per finished GET.
+    breaks the first ``fail_count`` GET or PUT connections after that many body bytes, the
+    way ``fail_mode`` says: "reset" (RST), "stall" (stop sending or reading, keep the
+    connection open) or "eof" (close early).  ``connections`` lists (bytes sent, fault) per
+    finished GET; ``uploads`` lists (bytes received, verified, fault) per finished PUT.
     """
 
     daemon_threads = True
@@ -213,6 +270,7 @@ class FileServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.fail_after, self.fail_mode, self.fail_count = fail_after, fail_mode, fail_count
         self.stopping = threading.Event()
         self.connections = []
+        self.uploads = []
         self._lock = threading.Lock()
         self._gets = 0
         self._open = set()
@@ -234,6 +292,10 @@ class FileServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def record(self, sent, fault):
         with self._lock:
             self.connections.append((sent, fault))
+
+    def record_upload(self, received, verified, fault):
+        with self._lock:
+            self.uploads.append((received, verified, fault))
 
     def track(self, sock, opened):
         with self._lock:
@@ -456,8 +518,12 @@ class _Download:
         elif self.verified and not body.matches(self.got, data):
             self.verified = False
             self.event("mismatch", offset=body.first_difference(self.got, data))
-        self.got += len(data)
-        self.total += len(data)
+        self._advance(self.got + len(data))
+
+    def _advance(self, got):
+        """The running attempt has ``got`` bytes across: count them, announce points."""
+        self.total += got - self.got
+        self.got = got
         self.last_byte = time.monotonic()
         while self.pending and self.size and self.got >= self.pending[0] / 100.0 * self.size:
             self._announce(self.pending.pop(0))
@@ -477,17 +543,66 @@ class _Download:
                 "reason": reason, "start_wall": self.start_wall}
 
 
-def _parse_head(head):
-    lines = head.split("\r\n")
-    parts = lines[0].split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise _Failed("http_error", "not an HTTP response: %r" % lines[0][:80])
+def _headers(head):
+    """An HTTP head's header fields, names in lower case (the first line is skipped)."""
     headers = {}
-    for line in lines[1:]:
+    for line in head.split("\r\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
+    return headers
+
+
+class _Upload(_Download):
+    """An upload (PUT) of ``size`` bytes of seed ``seed``'s content, across its attempts."""
+
+    def __init__(self, url, size, seed, *args):
+        super().__init__(url, *args)
+        self.size, self.seed = size, seed
+
+    def _attempt(self):
+        sock = self._connect()
+        try:
+            self.event("connect", local_port=sock.getsockname()[1])
+            head = ("PUT %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: clickup-traffic\r\n"
+                    "Content-Length: %d\r\n%s: %d\r\n\r\n"
+                    % (self.path, self.host, self.size, SEED_HEADER, self.seed))
+            sock.settimeout(self._remaining(self.idle))
+            self._guard(sock.sendall, head.encode("latin-1"))
+            self._send_body(sock)
+            sock.settimeout(self._remaining(self.idle))
+            status, headers = _parse_head(self._guard(_read_head, sock)[0])
+        finally:
+            sock.close()
+        if status != 200:
+            raise _Failed("reset" if 500 <= status < 600 else "http_error",
+                          "HTTP status %d" % status)
+        received = headers.get("x-clickup-received", "")
+        self.verified = (headers.get("x-clickup-verified") == "yes"
+                         and received == str(self.size))
+        self._advance(self.size)        # the server has every byte: the transfer ends here
+        self.event("done", size=self.got, server_received=received)
+
+    def _send_body(self, sock):
+        body, sent = body_for(self.seed), 0
+        outq = bytearray(4)
+        while sent < self.size:
+            sock.settimeout(self._remaining(self.idle))
+            sent += self._guard(sock.send, body.chunk(sent, min(RECV, self.size - sent)))
+            # Progress is what the server acknowledged: sent minus the unacknowledged queue.
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, outq)
+            acked = sent - struct.unpack("i", outq)[0]
+            if acked > self.got:
+                if self.got == 0:
+                    self.event("first_byte")
+                self._advance(acked)
+
+
+def _parse_head(head):
+    parts = head.split("\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise _Failed("http_error", "not an HTTP response: %r" % head[:80])
+    return int(parts[1]), _headers(head)
 
 
 def download(url, out=None, tick=0.1, idle_timeout=3.0, connect_timeout=30.0, give_up=600.0,
@@ -507,9 +622,29 @@ def download(url, out=None, tick=0.1, idle_timeout=3.0, connect_timeout=30.0, gi
     request to last byte; to the give-up when not ok), restarts, bytes (of the last attempt),
     size, received_total (all attempts), attempts, connect_errors, reason (None when ok).
     """
-    trace = Trace(out)
-    d = _Download(url, trace, tick, idle_timeout, connect_timeout, give_up, max_restarts,
-                  retry_wait, announce)
+    return _run(_Download(url, Trace(out), tick, idle_timeout, connect_timeout, give_up,
+                          max_restarts, retry_wait, announce))
+
+
+def upload(url, size, out=None, seed=0, tick=0.1, idle_timeout=UPLOAD_IDLE,
+           connect_timeout=30.0, give_up=600.0, max_restarts=None, retry_wait=0.5,
+           announce=()):
+    """Send ``size`` bytes of seed ``seed``'s content to ``url`` with PUT, starting over from
+    byte 0 when the connection fails; return the summary dict (as ``download``'s).
+
+    Progress (trace "bytes", ``announce``) counts the bytes the server acknowledged.  A
+    failure is an RST or broken pipe, an answer other than 200, or ``idle_timeout`` s in
+    which no send progressed (long by default: see UPLOAD_IDLE).  verified: the server
+    received exactly ``size`` bytes and every one matched the seeded content.
+    transfer_s: first request to the server's answer.
+    """
+    return _run(_Upload(url, size, seed, Trace(out), tick, idle_timeout, connect_timeout,
+                        give_up, max_restarts, retry_wait, announce))
+
+
+def _run(d):
+    """Run a transfer with its progress sampler; trace and return its summary."""
+    trace = d.trace
     stop = threading.Event()
     sampler = threading.Thread(target=d.sampler, args=(stop,), daemon=True)
     sampler.start()
@@ -696,6 +831,14 @@ def _cmd_get(a):
     return 0 if out["ok"] else 1
 
 
+def _cmd_put(a):
+    out = upload(a.url, a.size, a.out, seed=a.seed, tick=a.tick, idle_timeout=a.idle_timeout,
+                 connect_timeout=a.connect_timeout, give_up=a.give_up or None,
+                 max_restarts=a.max_restarts, announce=a.announce)
+    print(json.dumps(out), flush=True)
+    return 0 if out["ok"] else 1
+
+
 def _cmd_tool(a):
     out = run_tool(a.tool, a.url, a.out, tries=a.tries, idle_timeout=a.idle_timeout,
                    connect_timeout=a.connect_timeout, give_up=a.give_up or None)
@@ -721,14 +864,22 @@ def _byte_count(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _client_options(p):
+def _client_options(p, idle=3.0):
     p.add_argument("url", help="http://HOST:PORT/file")
     p.add_argument("--out", required=True, help="JSONL trace to write")
-    p.add_argument("--idle-timeout", type=float, default=3.0,
-                   help="seconds without a byte before the connection counts as failed")
+    p.add_argument("--idle-timeout", type=float, default=idle,
+                   help="seconds without progress before the connection counts as failed "
+                        "(default %g)" % idle)
     p.add_argument("--connect-timeout", type=float, default=30.0)
     p.add_argument("--give-up", type=float, default=600.0,
                    help="stop after this many seconds (0: never)")
+
+
+def _attempt_options(p):
+    p.add_argument("--tick", type=float, default=0.1, help="progress sample interval, s")
+    p.add_argument("--max-restarts", type=int, default=None)
+    p.add_argument("--announce", type=_percentages, default=(),
+                   help="print a line when the transfer reaches these %% of the file")
 
 
 def build_parser():
@@ -748,11 +899,14 @@ def build_parser():
     s.set_defaults(func=_cmd_serve)
     g = sub.add_parser("get", help="download, starting over from byte 0 on failure")
     _client_options(g)
-    g.add_argument("--tick", type=float, default=0.1, help="progress sample interval, s")
-    g.add_argument("--max-restarts", type=int, default=None)
-    g.add_argument("--announce", type=_percentages, default=(),
-                   help="print a line when the download reaches these %% of the file")
+    _attempt_options(g)
     g.set_defaults(func=_cmd_get)
+    u = sub.add_parser("put", help="upload, starting over from byte 0 on failure")
+    _client_options(u, idle=UPLOAD_IDLE)
+    _attempt_options(u)
+    u.add_argument("--size", type=_byte_count, required=True, help="bytes to send, e.g. 250M")
+    u.add_argument("--seed", type=int, default=0, help="content seed")
+    u.set_defaults(func=_cmd_put)
     t = sub.add_parser("tool", help="download with real wget or curl")
     t.add_argument("tool", choices=("wget", "curl"))
     _client_options(t)

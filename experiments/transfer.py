@@ -6,11 +6,20 @@
   over a link shaped (htb) so the download without upgrade takes ~43 s.
 * ``transfer-delay``: the same at P = 50 % against the injected upgrade delay
   (0..15 s): restart strategies stay down for it, clickup stages through it.
+  Here the file goes the other way, an upload from the client behind the NAT:
+  the client's TCP then holds the unacknowledged data and retransmits it with
+  exponential back-off while the NF is down, and the first retransmission
+  after the NF is back decides the outcome (a new outside port and the
+  server's RST if the mapping was lost; the same mapping if it was kept).
+  That is what puts TCP's back-off steps into the curve.  A download cannot
+  show them: its client only receives, so it sends nothing that could draw
+  the server's RST, and notices the stall only by its own idle timeout.
 
 Each trial uses a fresh network and NF, so no state leaks between trials.  The
-transfer time comes from the download client's own clock (first request to
-last byte), restarts from its event trace; the upgrade's phase record is kept
-beside it (raw/), for information.
+transfer time comes from the transfer client's own clock (first request to
+last byte received, or to the server's answer for an upload), restarts from
+its event trace; the upgrade's phase record is kept beside it (raw/), for
+information.
 """
 
 import os
@@ -47,29 +56,32 @@ def _scale(ctx):
     return size, bw_mbit
 
 
-def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag):
-    """One trial: fresh network, download, upgrade at ``point`` % -> the client's summary."""
+def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag, direction):
+    """One trial: fresh network, a transfer ("down"load or "up"load), an upgrade at
+    ``point`` % -> the client's summary."""
     from experiments.testbed import Testbed
     trace = os.path.join(ctx.raw, "%s.trace.jsonl" % tag)
     with Testbed(bw_mbit=bw_mbit) as tb:
         tb.serve(size)
-        client = tb.download(trace, announce=(point,) if strategy != "none" else ())
+        client = tb.transfer(trace, size, direction,
+                             announce=(point,) if strategy != "none" else ())
         if strategy != "none":
             if not tb.wait_announced(client, point):
-                raise RuntimeError("the download never reached %d %%" % point)
+                raise RuntimeError("the transfer never reached %d %%" % point)
             th = threading.Thread(target=tb.upgrade, daemon=True, args=(
                 V2, "nat.click", strategy, delay,
                 os.path.join(ctx.raw, "%s.upgrade.json" % tag)))
             th.start()
-        summary = tb.finish_download(client)
+        summary = tb.finish_transfer(client)
         if strategy != "none":
             th.join(130)
     return summary
 
 
-def _sweep(ctx, points, name):
+def _sweep(ctx, points, name, direction):
     size, bw = _scale(ctx)
     ctx.params = {"file_bytes": size, "link_mbit": round(bw, 3), "trials": ctx.args.trials,
+                  "direction": {"down": "download", "up": "upload"}[direction],
                   "note": "delays are injected, not measured"}
     total = len(points) * ctx.args.trials
     done = 0
@@ -79,7 +91,7 @@ def _sweep(ctx, points, name):
             ctx.progress(done, total, "trial %d %s at %d %% (injected delay %g s)"
                          % (trial, strategy, point, delay))
             try:
-                s = one_transfer(ctx, strategy, point, delay, size, bw, tag)
+                s = one_transfer(ctx, strategy, point, delay, size, bw, tag, direction)
                 ctx.row(strategy=strategy, point_pct=point, delay_s=delay, trial=trial,
                         transfer_s=s.get("transfer_s"), restarts=s.get("restarts"),
                         bytes=s.get("bytes"), outcome="ok" if s.get("ok") else "failed")
@@ -101,13 +113,14 @@ def transfer_point(ctx):
     for s in strategies:
         for p in ((0,) if s == "none" else pcts):
             points.append((s, p, 0.0))
-    _sweep(ctx, points, "transfer-point")
+    _sweep(ctx, points, "transfer-point", "down")
 
 
 @experiment("transfer-delay", COLUMNS, "delay_s", "transfer_s",
-            "download time vs the injected upgrade delay at 50 %, per strategy")
+            "upload time vs the injected upgrade delay at 50 %, per strategy")
 def transfer_delay(ctx):
     strategies = _strategies(ctx, ("native", "clickup-restart", "clickup")
                              if not ctx.args.quick else ("native", "clickup"))
     delays = (0, 3) if ctx.args.quick else tuple(range(0, 16))
-    _sweep(ctx, [(s, 50, float(d)) for s in strategies for d in delays], "transfer-delay")
+    _sweep(ctx, [(s, 50, float(d)) for s in strategies for d in delays], "transfer-delay",
+           "up")

@@ -1,11 +1,13 @@
-"""Transfer time of a NAT download upgraded at 50 %, against the injected delay.
+"""Transfer time of a file sent through the NAT, upgraded at 50 %, against the injected delay.
 
 x: the upgrade delay in seconds -- injected by the testbed to model a slow
-upgrade (the paper's "upgrade delay"), not a measured cost; y: the download's
-transfer time in seconds.  A restart that loses the NAT's mappings waits for
-TCP's retransmission timer, so native climbs in steps where the timer backs
-off; strategies that keep the mappings grow only by the outage, and clickup
-(in place, the old graph forwarding while it stages) not at all.  Beside ours:
+upgrade (the paper's "upgrade delay"), not a measured cost; y: the transfer
+time in seconds.  The file is uploaded by the client behind the NAT, so its
+TCP retransmits with back-off while the NF is down: every restart strategy
+waits for the first retransmission after the NF is back, and steps where the
+timer backs off; native (mappings lost) then also starts the file again from
+byte 0, and clickup (in place, the old graph forwarding while it stages) does
+not move at all.  Beside ours:
 the paper's native points (1, 5 and 12 s) and CLICK-UP's endpoints (5 and 12 s).
 """
 
@@ -18,7 +20,8 @@ def _what(name, points):
 
 
 @figure("transfer-delay", x="delay_s", y="transfer_s", unit="s",
-        title="NAT download upgraded at 50 %: transfer time vs injected upgrade delay")
+        title="Upload through the NAT upgraded at 50 %: transfer time vs injected upgrade "
+              "delay")
 def draw(ax, run):
     ref = PAPER["delay"]
     plot_series(ax, run)

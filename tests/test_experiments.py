@@ -46,21 +46,30 @@ def test_clean_removes_recorded_namespaces_and_processes_only(tmp_path, monkeypa
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("strategy,restarts", [("clickup", 0), ("native", 1)])
-def test_quick_download_with_an_upgrade(tmp_path, strategy, restarts):
+@pytest.mark.parametrize("direction,strategy,restarts,failure", [
+    ("down", "clickup", 0, None), ("down", "native", 1, "timeout"),
+    ("up", "clickup", 0, None), ("up", "native", 1, "reset")])
+def test_quick_transfer_with_an_upgrade(tmp_path, direction, strategy, restarts, failure):
+    """A download notices a NAT that forgot it only by its idle timeout; an upload's own
+    retransmission, through the restarted NAT, draws the server's RST."""
     from experiments.testbed import Testbed
     from nf.upgrade.client import request_upgrade
     v2 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "upgrades", "nat-v2")
     size = 6 * 1000 * 1000
+    trace = str(tmp_path / "trace.jsonl")
     with Testbed(bw_mbit=20) as tb:
         tb.serve(size)
-        client = tb.download(str(tmp_path / "trace.jsonl"), announce=(30,))
+        client = tb.transfer(trace, size, direction, announce=(30,))
         assert tb.wait_announced(client, 30, timeout=30)
         rec = request_upgrade(tb.control, {"to": os.path.join(v2, "nat.click"),
                                            "elements": os.path.join(v2, "elements"),
                                            "strategy": strategy}, timeout=60)
         assert rec["outcome"] == "done", rec
-        summary = tb.finish_download(client, timeout=60)
+        summary = tb.finish_transfer(client, timeout=60)
     assert summary["ok"] and summary["verified"], summary
     assert summary["restarts"] == restarts, json.dumps(summary)
+    with open(trace) as f:
+        events = [json.loads(line)["ev"] for line in f]
+    failures = [e for e in events if e in ("reset", "timeout", "eof_early")]
+    assert failures == ([failure] if failure else []), events

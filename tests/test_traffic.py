@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from experiments import traffic
-from experiments.traffic import download, run_tool, serve
+from experiments.traffic import download, run_tool, serve, upload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 3_000_000                 # spans nearly three content periods
@@ -190,6 +190,91 @@ def test_command_line_serve_get_and_sigterm(tmp_path):
         if srv.poll() is None:
             srv.kill()
             srv.wait()
+
+
+# ----------------------------------------------------------------------------- uploads
+
+def test_full_upload_is_verified_by_the_server_and_traced(server, tmp_path):
+    srv, url = server(size=0)           # the served file's size plays no part in a PUT
+    out = tmp_path / "u.jsonl"
+    res = upload(url, SIZE, str(out), seed=11, announce=(50,), **FAST)
+    assert (res["ok"], res["verified"], res["restarts"], res["bytes"]) == (True, True, 0, SIZE)
+    assert srv.uploads == [(SIZE, True, None)]
+    recs = _trace(out)
+    assert _events(recs) == ["connect", "first_byte", "done", "summary"]
+    done = next(r for r in recs if r["ev"] == "done")
+    assert done["server_received"] == str(SIZE)
+    reached = [r for r in recs if r["ev"] == "reached"]
+    assert [r["pct"] for r in reached] == [50] and reached[0]["bytes"] >= SIZE // 2
+
+
+def test_upload_progress_is_what_the_server_acknowledged(server, tmp_path):
+    """The server stops reading: bytes sent into the socket's queue are not progress."""
+    srv, url = server(size=0, fail_after=200_000, fail_mode="stall")
+    out = tmp_path / "u.jsonl"
+    res = upload(url, 30_000_000, str(out), **dict(FAST, idle_timeout=0.5))
+    first = [r for r in _trace(out) if r["ev"] == "sample" and r["attempt"] == 1]
+    assert first and max(r["bytes"] for r in first) < 30_000_000
+    # What the server's kernel acknowledged: what the server read plus its receive buffer
+    # (~0.3 MB here).  Bytes merely queued in the client's socket reach ~5 MB on loopback.
+    assert max(r["bytes"] for r in first) <= 200_000 + 2 * 1024 * 1024
+    assert (res["ok"], res["verified"], res["restarts"]) == (True, True, 1)
+    evs = _events(_trace(out))
+    assert evs[evs.index("timeout") + 1] == "restart"
+
+
+@pytest.mark.parametrize("mode", ["reset", "eof"])
+def test_upload_broken_by_the_server_restarts_from_zero(server, tmp_path, mode):
+    srv, url = server(size=0, fail_after=1_000_000, fail_mode=mode)
+    out = tmp_path / "u.jsonl"
+    res = upload(url, SIZE, str(out), seed=3, **FAST)
+    assert (res["ok"], res["verified"], res["restarts"], res["bytes"]) == (True, True, 1, SIZE)
+    assert [(n, f) for n, _, f in srv.uploads] == [(1_000_000, mode), (SIZE, None)]
+    evs = _events(_trace(out))
+    assert evs[evs.index("restart") - 1] == "reset"       # an RST or a broken pipe
+    assert evs[-2:] == ["done", "summary"]
+
+
+def test_upload_of_other_content_is_not_verified(server, tmp_path):
+    """The client claims seed 1 but the server checks against what it announces: a PUT
+    whose bytes do not match its X-Clickup-Seed is received in full and marked so."""
+    srv, url = server(size=0)
+    head = ("PUT /file HTTP/1.0\r\nContent-Length: 1000\r\nX-Clickup-Seed: 1\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+        c.sendall(head.encode() + bytes(1000))
+        answer = c.recv(4096).decode()
+    assert answer.startswith("HTTP/1.0 200")
+    assert "X-Clickup-Verified: no" in answer and "X-Clickup-Received: 1000" in answer
+    assert srv.uploads == [(1000, False, None)]
+
+
+def test_upload_without_length_is_refused(server, tmp_path):
+    srv, url = server(size=0)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+        c.sendall(b"PUT /file HTTP/1.0\r\n\r\n")
+        answer = c.recv(4096).decode()
+    assert answer.startswith("HTTP/1.0 400") and "Content-Length" in answer
+    assert srv.uploads == []
+
+
+def test_command_line_put(tmp_path):
+    py = [sys.executable, "-m", "experiments.traffic"]
+    srv = subprocess.Popen(py + ["serve", "--port", "0", "--host", "127.0.0.1", "--size", "0"],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        port = json.loads(srv.stdout.readline())["port"]
+        put = subprocess.run(py + ["put", "http://127.0.0.1:%d/file" % port, "--size", "2M",
+                                   "--seed", "9", "--out", str(tmp_path / "u.jsonl")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=20)
+        assert put.returncode == 0, put.stderr
+        res = json.loads(put.stdout.splitlines()[-1])
+        assert (res["ok"], res["verified"], res["bytes"]) == (True, True, 2_000_000)
+        bad = subprocess.run(py + ["put", "http://127.0.0.1:%d/file" % port, "--out", "x"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=20)
+        assert bad.returncode == 2 and "--size" in bad.stderr
+    finally:
+        srv.terminate()
+        srv.wait(5)
 
 
 @pytest.mark.parametrize("tool", ["wget", "curl"])
