@@ -1,7 +1,9 @@
 """A sequence-numbered UDP probe stream: loss and the longest gap, seen from outside.
 
-    python -m experiments.probe recv --port 9000 --duration 5      (prints one JSON line)
+    python -m experiments.probe recv --port 9000 --duration 5 [--bin 0.01] [--out FILE]
     python -m experiments.probe send HOST --port 9000 --rate 5000 --duration 3
+
+recv prints {"ready": true, "port": P} once it listens, then one JSON result line.
 
 Each datagram carries a 64-bit sequence number and the sender's monotonic send
 time.  The receiver reports how many arrived, which sequence numbers never did,
@@ -9,10 +11,18 @@ duplicates, reordering, and the longest interval between two consecutive
 arrivals (the outage a pause of the path caused, at the probe's granularity of
 1/rate).  The sender paces by absolute schedule, so a late wake-up sends a
 catch-up burst rather than lowering the rate.
+
+The receiver also keeps a timeline: distinct datagrams counted per bin of ``bin_s`` seconds on
+time.monotonic() (the clock every process and namespace of the machine shares, so the bins
+line up with the NF's phase record), from the receiver's start to its end.  Bins before the
+first datagram are zeros, so an outage at the start shows too.  Counts live in a compact
+array; an hour at 10 ms is 360,000 bins (1.4 MB).
 """
 
 import argparse
+import array
 import json
+import os
 import socket
 import struct
 import sys
@@ -21,6 +31,7 @@ import time
 HDR = struct.Struct("!QQd")      # magic+flags, sequence number, send time
 MAGIC = 0x636c69636b7570    # "clickup"
 END = 1 << 63
+MAX_BINS = 10_000_000            # 40 MB of counts: a bound on the timeline's memory
 
 
 def send(host, port, rate, duration, size=64):
@@ -43,7 +54,45 @@ def send(host, port, rate, duration, size=64):
     return {"sent": n, "rate": rate, "duration": duration, "size": size}
 
 
-def receive(port, duration, rcvbuf=32 << 20):
+def _check_timeline(duration, bin_s):
+    """Raise ValueError unless ``bin_s`` makes a timeline of bounded size for ``duration``."""
+    if bin_s < 0:
+        raise ValueError("--bin must be >= 0 seconds (0 disables the timeline), got %g" % bin_s)
+    if bin_s and duration / bin_s > MAX_BINS:
+        raise ValueError("--bin %g over --duration %g gives %d bins, more than %d: choose a "
+                         "larger --bin or a shorter --duration"
+                         % (bin_s, duration, duration / bin_s, MAX_BINS))
+
+
+class Timeline:
+    """Arrivals per bin of ``bin_s`` seconds since ``t0`` (a time.monotonic() value)."""
+
+    def __init__(self, t0, bin_s):
+        self.t0, self.bin_s = t0, bin_s
+        self.counts = array.array("I")       # 4 bytes a bin, not a Python int object
+
+    def _cover(self, t):
+        k = int((t - self.t0) / self.bin_s)
+        if k >= len(self.counts):
+            missing = k + 1 - len(self.counts)             # zero bins up to bin k
+            self.counts.frombytes(bytes(missing * self.counts.itemsize))
+        return k
+
+    def add(self, t):
+        self.counts[self._cover(t)] += 1
+
+    def close(self, t):
+        """Extend the timeline with empty bins up to time ``t`` (the receiver's end)."""
+        self._cover(t)
+
+    def as_dict(self):
+        return {"t0_mono": self.t0, "bin_s": self.bin_s, "counts": self.counts.tolist()}
+
+
+def receive(port, duration, rcvbuf=32 << 20, bin_s=0.01):
+    """Receive one probe stream on UDP ``port`` (0: any free port) for at most ``duration`` s,
+    or until the sender's end marker; return the report (with "timeline" unless bin_s is 0)."""
+    _check_timeline(duration, bin_s)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)      # SO_RCVBUFFORCE (root)
@@ -51,14 +100,16 @@ def receive(port, duration, rcvbuf=32 << 20):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.bind(("0.0.0.0", port))
     s.settimeout(0.2)
-    print(json.dumps({"ready": True}), flush=True)
+    start = time.monotonic()
+    timeline = Timeline(start, bin_s) if bin_s else None
+    print(json.dumps({"ready": True, "port": s.getsockname()[1]}), flush=True)
     seen = set()
     dup = reordered = 0
     highest = -1
     last_t = first_t = None
     gap, gap_after = 0.0, None
     sent = None
-    deadline = time.monotonic() + duration
+    deadline = start + duration
     while time.monotonic() < deadline:
         try:
             data = s.recv(65536)
@@ -77,6 +128,8 @@ def receive(port, duration, rcvbuf=32 << 20):
             dup += 1
             continue
         seen.add(seq)
+        if timeline is not None:
+            timeline.add(now)                 # distinct datagrams only: sum(counts) == received
         if seq < highest:
             reordered += 1
         highest = max(highest, seq)
@@ -85,12 +138,17 @@ def receive(port, duration, rcvbuf=32 << 20):
         if first_t is None:
             first_t = now
         last_t = now
+    s.close()
     total = sent if sent is not None else highest + 1
     missing = [i for i in range(total) if i not in seen]
-    return {"received": len(seen), "sent": sent, "lost": len(missing),
-            "lost_first": missing[:20], "duplicates": dup, "reordered": reordered,
-            "longest_gap_ms": round(gap * 1000, 3), "gap_before_seq": gap_after,
-            "complete": sent is not None}
+    out = {"received": len(seen), "sent": sent, "lost": len(missing),
+           "lost_first": missing[:20], "duplicates": dup, "reordered": reordered,
+           "longest_gap_ms": round(gap * 1000, 3), "gap_before_seq": gap_after,
+           "complete": sent is not None}
+    if timeline is not None:
+        timeline.close(time.monotonic())
+        out["timeline"] = timeline.as_dict()
+    return out
 
 
 def main(argv=None):
@@ -99,6 +157,10 @@ def main(argv=None):
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, default=9000)
     r.add_argument("--duration", type=float, default=10.0, help="give up after this long")
+    r.add_argument("--bin", type=float, default=0.01, metavar="SECONDS",
+                   help="timeline bin width on the monotonic clock (default 0.01; 0: no "
+                        "timeline)")
+    r.add_argument("--out", metavar="FILE", help="also write the result JSON to FILE")
     s = sub.add_parser("send")
     s.add_argument("host")
     s.add_argument("--port", type=int, default=9000)
@@ -107,7 +169,19 @@ def main(argv=None):
     s.add_argument("--size", type=int, default=64, help="UDP payload bytes (>= 24)")
     a = p.parse_args(argv)
     if a.cmd == "recv":
-        out = receive(a.port, a.duration)
+        if a.duration <= 0:
+            p.error("--duration must be positive (seconds to listen), got %g" % a.duration)
+        try:
+            _check_timeline(a.duration, a.bin)
+        except ValueError as e:
+            p.error(str(e))
+        if a.out and not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
+            # say so now, not after the whole stream has been received
+            p.error("--out %s: its directory does not exist; create it first" % a.out)
+        out = receive(a.port, a.duration, bin_s=a.bin)
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump(out, f)
     else:
         if a.rate <= 0 or a.duration <= 0:
             p.error("--rate and --duration must be positive")

@@ -20,12 +20,18 @@ from experiments.results import provenance, run_dir, save_json
 EXPERIMENTS = {}
 
 
-def experiment(name, columns, x, y, help="", unit="s"):
+def experiment(name, columns, x, y, help="", unit="s", trials=3, options=(), finish=None):
     """Register ``fn(ctx)`` as ``clickup run NAME``; ``columns`` are results.csv's,
-    ``x``/``y`` the columns summary.json groups by and summarises (in ``unit``)."""
+    ``x``/``y`` the columns summary.json groups by and summarises (in ``unit``).
+
+    ``trials``: the default number of trials (--quick: 1).  ``options``: extra command-line
+    options of this experiment only, as (flag, argparse keywords) pairs.  ``finish``:
+    "module:function" called with the run folder after the driver (also after Ctrl-C), to
+    write what it computes from the saved files (a report)."""
     def deco(fn):
         EXPERIMENTS[name] = {"fn": fn, "columns": columns, "x": x, "y": y, "help": help,
-                             "unit": unit}
+                             "unit": unit, "trials": trials, "options": tuple(options),
+                             "finish": finish}
         return fn
     return deco
 
@@ -62,39 +68,65 @@ class Context:
 
 
 def summarise(rows, x, y, unit="s"):
-    """Median, min and max of ``y`` per (strategy, x), over successful rows."""
+    """Median, min and max of ``y`` per (strategy, x), over successful rows (an outcome of
+    "ok", or the row's expected_outcome).  A numeric x is kept as a number."""
     groups = {}
     for r in rows:
-        if r.get("outcome", "ok") != "ok" or r.get(y) in (None, ""):
+        if r.get("outcome", "ok") not in ("ok", r.get("expected_outcome")) or \
+                r.get(y) in (None, ""):
             continue
-        groups.setdefault((r["strategy"], float(r[x])), []).append(float(r[y]))
+        groups.setdefault((r["strategy"], _number(r[x])), []).append(float(r[y]))
     return [{"strategy": s, "x": xv, "median": statistics.median(v), "min": min(v),
              "max": max(v), "n": len(v), "unit": unit}
             for (s, xv), v in sorted(groups.items())]
 
 
+def _number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
 def add_parser(sub):
-    from experiments import firewall_wget, integration, transfer  # noqa: F401  (register)
+    from experiments import firewall_wget, integration, issu, transfer  # noqa: F401
     p = sub.add_parser("run", help="run an experiment and save its data (and plot)")
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     p.add_argument("--quick", action="store_true", help="a short version, for CI and demos")
-    p.add_argument("--trials", type=int, help="trials per point (default 3; --quick: 1)")
+    p.add_argument("--trials", type=int, help="trials per point (default 3, issu 5; --quick: 1)")
     p.add_argument("--strategies", help="comma-separated subset of the strategies")
     p.add_argument("--out", help="results base directory (default results/)")
     p.add_argument("--no-plot", action="store_true", help="save the data only")
+    for name, spec in sorted(EXPERIMENTS.items()):
+        for flag, kw in spec["options"]:
+            p.add_argument(flag, default=None, **dict(kw, help="(%s only) %s"
+                                                      % (name, kw.get("help", ""))))
     p.set_defaults(func=cmd_run)
 
 
+def _foreign_options(args):
+    """Options given that belong to another experiment than args.name."""
+    own = {flag for flag, _ in EXPERIMENTS[args.name]["options"]}
+    return sorted(flag for spec in EXPERIMENTS.values() for flag, _ in spec["options"]
+                  if flag not in own and getattr(args, flag.lstrip("-").replace("-", "_"),
+                                                 None) is not None)
+
+
 def cmd_run(args):
-    if os.geteuid() != 0 and EXPERIMENTS[args.name].get("root", True):
+    spec = EXPERIMENTS[args.name]
+    foreign = _foreign_options(args)
+    if foreign:
+        print("clickup run: %s not an option of %s" % (", ".join(foreign) + (" is" if len(
+            foreign) == 1 else " are"), args.name), file=sys.stderr)
+        return 2
+    if os.geteuid() != 0 and spec.get("root", True):
         print("clickup run: needs root (Mininet)", file=sys.stderr)
         return 1
     if args.trials is None:
-        args.trials = 1 if args.quick else 3
+        args.trials = 1 if args.quick else spec["trials"]
     if args.trials < 1:
         print("clickup run: --trials must be at least 1", file=sys.stderr)
         return 2
-    spec = EXPERIMENTS[args.name]
     out = run_dir(args.name, args.out)
     save_json(os.path.join(out, "provenance.json"), provenance(args))
     ctx = Context(args.name, args, out)
@@ -110,6 +142,8 @@ def cmd_run(args):
         save_json(os.path.join(out, "summary.json"),
                   {"experiment": args.name, "params": getattr(ctx, "params", {}),
                    "points": summarise(ctx.rows, spec["x"], spec["y"], spec["unit"])})
+        if spec["finish"]:
+            _finish(spec["finish"], out)
     print("data: %s" % out)
     if status == 0 and not args.no_plot:
         try:
@@ -120,6 +154,19 @@ def cmd_run(args):
             print("clickup run: plotting failed (%s); run `clickup plot %s`" % (e, out),
                   file=sys.stderr)
     return status
+
+
+def _finish(target, out):
+    """Run the experiment's "module:function" on the run folder; report, never raise."""
+    import importlib
+    mod, _, fn = target.partition(":")
+    try:
+        written = getattr(importlib.import_module(mod), fn)(out)
+        for path in written or ():
+            print("report: %s" % path)
+    except Exception as e:               # the data stays; the report can be redone
+        print("clickup run: writing the report failed (%s: %s); run `python -m %s %s`"
+              % (type(e).__name__, e, mod, out), file=sys.stderr)
 
 
 def print_table(ctx, points, xlabel):

@@ -35,8 +35,10 @@ class Testbed:
         from topologies.ite import ITE, running
         self.tmp = tempfile.mkdtemp(prefix="clickup-tb-")
         self.control = os.path.join(self.tmp, "nf.sock")
+        # Switch names live in the root namespace: a per-process tag keeps concurrent
+        # networks (two runs, or a run beside the tests) apart.
         topo = ITE(clients=self.nclients, servers=self.nservers, nf=self.nf, bw=self.bw,
-                   control=self.control)
+                   control=self.control, tag="tb%d" % (os.getpid() % 10000))
         self._cm = running(topo)
         try:
             self.net = self._cm.__enter__()
@@ -60,16 +62,24 @@ class Testbed:
     def server_ip(self, i=0):
         return self.topo.host_ip(self.topo.servers[i])
 
-    def _popen(self, host, args):
+    def python(self, host, args, **kw):
+        """Run ``python -m ARGS`` of this project on Mininet host ``host`` (stdout and stderr
+        piped unless ``kw`` says otherwise); stopped by PID on the way out."""
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
         p = self.host(host).popen([sys.executable, "-u", "-m"] + args,
                                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  **kw)
         self.procs.append(p)
         return p
 
-    def serve(self, size, server=0):
-        p = self._popen(self.topo.servers[server], ["experiments.traffic", "serve", "--port",
-                                                    str(PORT), "--size", str(size)])
+    def serve(self, size, server=0, rate=None):
+        """Start the file server on server host ``server``; ``rate`` paces each connection
+        (bytes/s)."""
+        args = ["experiments.traffic", "serve", "--port", str(PORT), "--size", str(size)]
+        if rate:
+            args += ["--rate", str(int(rate))]
+        p = self.python(self.topo.servers[server], args)
         line = _line(p, 15)
         if not line or not json.loads(line).get("ready"):
             raise RuntimeError("the file server did not start: %s" % p.stderr.read().decode())
@@ -90,7 +100,7 @@ class Testbed:
             args += ["--size", str(size)]
         if announce:
             args += ["--announce", ",".join("%g" % a for a in announce)]
-        return self._popen(self.topo.clients[client], args)
+        return self.python(self.topo.clients[client], args)
 
     def upgrade(self, package, config, strategy, delay=0.0, record_path=None):
         """Upgrade the NF to ``package``/``config`` (with its elements/ code); never

@@ -172,13 +172,18 @@ def _start(args, handoff):
                                                 _defines(args.define), handoff["new"]["load"])
         except (Refused, ConfigError) as e:
             return _rollback(args, handoff, "the new version does not integrate: %s" % e)
+    router = None
     try:
         router = Router(graph, classes=classes)
         router.initialize()
-    except ConfigError as e:
+    except Exception as e:              # any failure of a new version to start: go back
         if handoff is None:
             raise
-        return _rollback(args, handoff, "the new version does not start: %s" % e)
+        if router is not None:
+            router.cleanup()            # release what it opened before the old one starts
+        return _rollback(args, handoff, "the new version does not start: %s"
+                         % (e if isinstance(e, ConfigError) else "%s: %s" % (type(e).__name__,
+                                                                              e)))
     return router, modules, None
 
 

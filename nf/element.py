@@ -36,6 +36,7 @@ __all__ = ["Element", "Arg", "read_handler", "write_handler", "ELEMENTS", "looku
 
 ELEMENTS = {}          # class name -> class; filled as element modules are imported
 _registry = [ELEMENTS]  # where newly defined classes register (see registering_into)
+_LIBRARY_PREFIX = "nf.elements."
 
 
 class registering_into:
@@ -155,7 +156,11 @@ class Element:
                     writes[attr._write_handler[0]] = (attr, attr._write_handler[1])
         cls._read_handlers, cls._write_handlers = reads, writes
         if not cls.ABSTRACT:
-            _registry[-1][cls.__name__] = cls
+            # The library's own classes always go to ELEMENTS, even when a package's code
+            # imports a library module for the first time inside registering_into: else
+            # the library would lose them for good (the module stays imported).
+            lib = cls.__module__.startswith(_LIBRARY_PREFIX)
+            (ELEMENTS if lib else _registry[-1])[cls.__name__] = cls
 
     # -- construction -----------------------------------------------------------------
     def __init__(self, name="", config="", router=None, addresses=None, loc=None):

@@ -21,7 +21,7 @@ FigureSpec = namedtuple("FigureSpec", "name draw x y unit title aliases")
 FIGURES = {}
 
 # The figure scripts, imported on first use so that their decorators run.
-FIGURE_MODULES = ("transfer_point", "transfer_delay", "integration", "firewall_wget")
+FIGURE_MODULES = ("transfer_point", "transfer_delay", "integration", "firewall_wget", "issu")
 
 
 def figure(name, x, y, unit, title, aliases=()):

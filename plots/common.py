@@ -69,6 +69,9 @@ class Run:
         self.dir, self.spec, self.rows, self.points = path, spec, rows, points
         self.summary, self.provenance = summary, provenance
         self.params = summary.get("params") or {}
+        # A figure that is no median-of-trials series (issu's timelines) sets the title's
+        # second line here while drawing, before render() writes the title.
+        self.subtitle = None
 
     @property
     def experiment(self):
@@ -253,6 +256,8 @@ def size_text(nbytes):
 
 def title(run):
     """The figure's title, with the run's scale when the run recorded it."""
+    if run.subtitle:
+        return "%s\n%s" % (run.spec.title, run.subtitle)
     p, extra = run.params, []
     if p.get("file_bytes"):
         size = size_text(float(p["file_bytes"]))

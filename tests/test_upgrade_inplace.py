@@ -3,15 +3,11 @@ control socket, as a user would: no root, traffic from an in-memory source."""
 
 import json
 import textwrap
-import threading
 import time
 
 import pytest
 
-from nf.config import parse_string
-from nf.control import ControlClient, ControlServer
-from nf.router import Router
-from nf.upgrade.manager import UpgradeManager
+from nf.control import ControlClient
 
 OLD = """
 src :: RatedSource(RATE 2000);
@@ -75,19 +71,11 @@ src -> c -> t :: Tagger(3) -> sink :: Discard;
 
 
 @pytest.fixture
-def nf(tmp_path):
-    r = Router(parse_string(OLD))
-    path = str(tmp_path / "ctl.sock")
-    ControlServer(r, path)
-    UpgradeManager(r)
-    r.initialize()
-    t = threading.Thread(target=r.run, kwargs={"install_signals": False}, daemon=True)
-    t.start()
+def nf(control_router):
+    r, _, path = control_router(OLD)
     client = ControlClient(path)
     yield r, client
     client.close()
-    r.please_stop()
-    t.join(5)
 
 
 def upgrade(client, timeout=15, **req):

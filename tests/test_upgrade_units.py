@@ -104,3 +104,26 @@ def test_firewall_sessions_move_by_reference():
     new = make("StatefulFirewall", "UDP_TIMEOUT 60")
     assert new.adopt_state(old) == 50
     assert new.read("sessions") == "50"
+
+
+def test_a_package_that_first_imports_a_library_module_leaves_its_classes_to_the_library():
+    """A rollback starts the old version after the failed new one loaded its package; the
+    package's code imported nf.elements.rewriter first, which must not have taken the
+    library's IPRewriter with it (a fresh interpreter: nothing imported before)."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys\n"
+            "from nf.upgrade.package import Package\n"
+            "assert 'nf.elements.rewriter' not in sys.modules\n"
+            "p = Package('upgrades/nat-v2-broken/nat.click', 'upgrades/nat-v2-broken/elements')\n"
+            "p.parse(); p.load_code()\n"
+            "from nf.element import lookup\n"
+            "import nf.elements.rewriter as lib\n"
+            "assert p.classes['IPRewriter'] is not lib.IPRewriter\n"
+            "assert lookup('IPRewriter') is lib.IPRewriter, lookup('IPRewriter')\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

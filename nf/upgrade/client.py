@@ -32,12 +32,21 @@ def _connect(path, deadline):
             time.sleep(0.02)
 
 
-def request_upgrade(path, request, timeout=120.0, poll=0.02):
-    """Run an upgrade through the control socket at ``path``; return its record."""
+def request_upgrade(path, request, timeout=120.0, poll=0.02, abort_after=None):
+    """Run an upgrade through the control socket at ``path``; return its record.
+
+    ``abort_after`` (seconds): ask for ``upgrade_abort`` that long after the request, as an
+    operator would during staging (the record then says whether it was still staging)."""
     deadline = time.time() + timeout
     c = _connect(path, deadline)
     try:
         c.write("upgrade", json.dumps(request))
+        if abort_after is not None:
+            time.sleep(abort_after)
+            try:
+                c.write("upgrade_abort")
+            except ControlError:
+                pass                       # no longer staging: the record tells the outcome
     except ControlError:
         c.close()
         raise

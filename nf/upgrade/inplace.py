@@ -91,6 +91,10 @@ class _InPlace(Strategy):
             for el in self.created:
                 r.release(el)
             self.restore_ports()
+            # The loop forwarded nothing while it tried: that pause is this run phase's T2.
+            m.record["t_stop"] = t_stop
+            m.record["T2_ms"] = round((r.clock() - t_stop) * 1000, 3)
+            m.record["T2_basis"] = "pause while the new graph failed to start (rolled back)"
             m.finish("rolled-back", "the new graph failed before the swap: %s" % e)
             return
         m.record["entries_migrated"] = entries

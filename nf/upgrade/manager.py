@@ -224,8 +224,11 @@ class UpgradeManager:
         rec = self.record
         rec["outcome"] = outcome
         rec["reason"] = reason
-        for k in ("t_start", "t_stop"):
-            rec.pop(k, None)
+        # The phase boundaries on CLOCK_MONOTONIC, which every process and namespace of the
+        # machine shares: a test tool's own timestamps line up with them (ISSU timelines).
+        rec["t_start_mono"] = rec.pop("t_start", None)
+        rec["t_stop_mono"] = rec.pop("t_stop", None)
+        rec["t_end_mono"] = self.router.clock()
         self.status = outcome
         self.phase = None
         self.router.on_error = None
