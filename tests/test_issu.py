@@ -57,6 +57,48 @@ def test_the_fault_package_is_intact_and_says_what_it_is():
         assert "FAULT INJECTION" in f.read()
 
 
+RECORDED = os.path.join(ROOT, "tests", "fixtures", "results", "issu-recorded")
+
+
+@pytest.mark.parametrize("tag", ["clickup-upgrade-t1", "native-upgrade-t1"])
+def test_recorded_trials_give_the_recorded_rows_and_the_receivers_counts(tag):
+    """A real run's files (tests/fixtures/results/issu-recorded): the metrics computed now
+    are the row written then, and TPL comes from the receivers' own counts."""
+    import csv
+    from experiments.iperf import IperfError, parse_json, udp_summary
+    from experiments.issu_report import csv_row, trial_metrics
+    folder = os.path.join(RECORDED, "raw", tag)
+    strategy, scenario, _ = tag.split("-")
+    with open(os.path.join(RECORDED, "results.csv")) as f:
+        recorded = next(r for r in csv.DictReader(f)
+                        if (r["strategy"], r["scenario"]) == (strategy, scenario))
+    now = {k: "" if v is None else str(v) for k, v in csv_row(trial_metrics(folder)).items()}
+    assert now == recorded
+    with open(os.path.join(folder, "trial.json")) as f:
+        iperf_pps = json.load(f)["load"]["iperf_pps"]
+    lost, offered, unknown = 0, 0.0, 0
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith("probe-"):
+            with open(path) as f:
+                p = json.load(f)
+            lost += p["sent"] - p["received"]
+            offered += p["sender"]["rate"]
+        elif name.startswith("iperf-"):
+            with open(path) as f:
+                try:
+                    _, n, _, _ = udp_summary(parse_json(f.read()))
+                    lost += n
+                    offered += iperf_pps
+                except IperfError:
+                    unknown += 1
+    assert int(recorded["TPL_frames"]) == lost
+    assert float(recorded["offered_fps"]) == offered
+    assert float(recorded["TPL_time_ms"]) == pytest.approx(lost / offered * 1000)
+    assert recorded["tpl_lower_bound"] == str(bool(unknown))
+    assert (lost == 0) == (strategy == "clickup")
+
+
 @pytest.mark.root
 def test_quick_issu_run_measures_every_strategy_and_writes_the_report(tmp_path):
     """`clickup run issu --quick`: native and clickup, upgrade / abort / rollback, through
