@@ -19,7 +19,7 @@ phase record (T1, T2, T3) when it ends; post-ISSU snapshot; load off.  Scenarios
 staging; in-place strategies only, as only they stage for that long) and ``rollback``
 (to upgrades/nat-v2-broken, whose new element fails on purpose when it starts).  Every
 figure comes from the tools' files in ``raw/<strategy>-<scenario>-t<trial>/``
-(/work/shared-notes/issu-contract.md, docs/results.md); experiments.issu_report turns them
+(docs/results.md); experiments.issu_report turns them
 into results.csv rows and report.md / report.json.
 """
 

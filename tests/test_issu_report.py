@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from experiments.issu_markdown import render_markdown
 from experiments import issu_report as ir
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "results", "issu")
@@ -197,7 +198,7 @@ def test_a_missing_or_broken_file_is_an_anomaly_not_a_crash(run, name, damage):
     stem = name.split(".")[0]
     assert any(stem in a for a in m["anomalies"]), m["anomalies"]
     report = ir.build_report(run)                          # and the report still renders
-    text = ir.render_markdown(report)
+    text = render_markdown(report)
     assert "ISSU Disruption Impact (clickup, upgrade)" in text
     assert "%s: %s" % (CLICKUP, m["anomalies"][0]) in text.split("## Anomalies")[1]
 
@@ -293,7 +294,7 @@ def test_run_without_trials_reports_that_nothing_was_measured(tmp_path):
     shutil.copy(os.path.join(FIXTURE, "provenance.json"), tmp_path / "provenance.json")
     report = ir.build_report(str(tmp_path))
     assert report["trials"] == [] and report["statements"] == []
-    text = ir.render_markdown(report)
+    text = render_markdown(report)
     assert "no trial folders under raw/" in text and "No trials." in text
 
 
