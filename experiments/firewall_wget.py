@@ -40,6 +40,9 @@ def firewall_wget(ctx):
     total, done = ctx.args.trials * len(strategies), 0
     for trial in range(1, ctx.args.trials + 1):
         for s in strategies:
+            if ctx.done(strategy=s, trial=trial, file=files - 1):
+                done += 1                        # --resume: the whole batch is there
+                continue
             ctx.progress(done, total, "trial %d, %s, %d parallel wget" % (trial, s, files))
             for i, r in enumerate(_batch(ctx, s, trial, files, expected * UPGRADE_AT)):
                 ctx.row(strategy=s, trial=trial, file=i, completion_s=r.get("transfer_s"),

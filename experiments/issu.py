@@ -130,6 +130,9 @@ def issu(ctx):
     for trial in range(1, trials + 1):
         for strategy, scenario in plan:
             tag = "%s-%s-t%d" % (strategy, scenario, trial)
+            if ctx.done(strategy=strategy, scenario=scenario, trial=trial):
+                done += 1                        # --resume: measured already
+                continue
             ctx.progress(done, total, "trial %d: %s, %s" % (trial, strategy, scenario))
             folder = os.path.join(ctx.raw, tag)
             try:

@@ -37,18 +37,32 @@ def experiment(name, columns, x, y, help="", unit="s", trials=3, options=(), fin
 
 
 class Context:
-    """What a driver gets: its arguments, its folder, and row/progress helpers."""
+    """What a driver gets: its arguments, its folder, and row/progress helpers.
 
-    def __init__(self, name, args, out):
+    With ``resume``, the folder's results.csv keeps its rows and new ones are appended;
+    ``done(**key)`` tells a driver which trials it already has."""
+
+    def __init__(self, name, args, out, resume=False):
         self.name, self.args, self.dir = name, args, out
         self.spec = EXPERIMENTS[name]
         self.raw = os.path.join(out, "raw")
         os.makedirs(self.raw, exist_ok=True)
-        self._csv = open(os.path.join(out, "results.csv"), "w", newline="")
-        self._w = csv.DictWriter(self._csv, fieldnames=self.spec["columns"])
-        self._w.writeheader()
+        path = os.path.join(out, "results.csv")
         self.rows = []
+        if resume and os.path.exists(path):
+            with open(path, newline="") as f:
+                self.rows = list(csv.DictReader(f))
+        self._csv = open(path, "a" if self.rows else "w", newline="")
+        self._w = csv.DictWriter(self._csv, fieldnames=self.spec["columns"])
+        if not self.rows:
+            self._w.writeheader()
         self.t0 = time.time()
+
+    def done(self, **key):
+        """True if a successful row with these column values is already there (resume)."""
+        want = {k: _number(v) for k, v in key.items()}
+        return any(r.get("outcome", "ok") in ("ok", r.get("expected_outcome")) and
+                   all(_number(r.get(k)) == v for k, v in want.items()) for r in self.rows)
 
     def row(self, **values):
         values.setdefault("experiment", self.name)
@@ -97,6 +111,9 @@ def add_parser(sub):
     p.add_argument("--strategies", help="comma-separated subset of the strategies")
     p.add_argument("--out", help="results base directory (default results/)")
     p.add_argument("--no-plot", action="store_true", help="save the data only")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder: keep its "
+                   "rows and measure only the trials it lacks (same experiment, same --quick; "
+                   "--trials may grow)")
     for name, spec in sorted(EXPERIMENTS.items()):
         for flag, kw in spec["options"]:
             p.add_argument(flag, default=None, **dict(kw, help="(%s only) %s"
@@ -127,9 +144,15 @@ def cmd_run(args):
     if args.trials < 1:
         print("clickup run: --trials must be at least 1", file=sys.stderr)
         return 2
-    out = run_dir(args.name, args.out)
-    save_json(os.path.join(out, "provenance.json"), provenance(args))
-    ctx = Context(args.name, args, out)
+    if args.resume:
+        out, problem = _resumable(args)
+        if problem:
+            print("clickup run: --resume %s: %s" % (args.resume, problem), file=sys.stderr)
+            return 2
+    else:
+        out = run_dir(args.name, args.out)
+        save_json(os.path.join(out, "provenance.json"), provenance(args))
+    ctx = Context(args.name, args, out, resume=bool(args.resume))
     status = 0
     try:
         spec["fn"](ctx)
@@ -154,6 +177,27 @@ def cmd_run(args):
             print("clickup run: plotting failed (%s); run `clickup plot %s`" % (e, out),
                   file=sys.stderr)
     return status
+
+
+def _resumable(args):
+    """(folder, None) if args.resume is a run of this experiment made with the same --quick
+    (its provenance then lists this continuation), else (None, what is wrong)."""
+    out = os.path.realpath(args.resume)
+    path = os.path.join(out, "provenance.json")
+    try:
+        with open(path) as f:
+            prov = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, "not a run folder (no readable provenance.json: %s)" % e
+    first = prov.get("args", {})
+    if first.get("name") != args.name:
+        return None, "it is a run of %r, not of %r" % (first.get("name"), args.name)
+    if bool(first.get("quick")) != bool(args.quick):
+        return None, "it was run %s --quick; resume it the same way" % (
+            "with" if first.get("quick") else "without")
+    prov.setdefault("resumed", []).append(provenance(args))
+    save_json(path, prov)
+    return out, None
 
 
 def _finish(target, out):

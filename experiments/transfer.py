@@ -88,6 +88,9 @@ def _sweep(ctx, points, name, direction):
     for trial in range(1, ctx.args.trials + 1):
         for strategy, point, delay in points:
             tag = "%s-p%d-d%g-t%d" % (strategy, point, delay, trial)
+            if ctx.done(strategy=strategy, point_pct=point, delay_s=delay, trial=trial):
+                done += 1                        # --resume: measured already
+                continue
             ctx.progress(done, total, "trial %d %s at %d %% (injected delay %g s)"
                          % (trial, strategy, point, delay))
             try:

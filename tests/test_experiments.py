@@ -19,6 +19,65 @@ def test_summary_is_median_min_max_of_successful_rows():
     assert (p["median"], p["min"], p["max"], p["n"], p["x"]) == (20.0, 10.0, 30.0, 3, 50.0)
 
 
+@pytest.fixture
+def toy_experiment():
+    """A registered experiment that needs no root: one row per (strategy, trial), and a
+    list of the trials it actually measured."""
+    from experiments import runner
+    measured = []
+
+    @runner.experiment("toy", ["experiment", "strategy", "x", "trial", "y", "outcome"], "x",
+                       "y")
+    def toy(ctx):
+        for trial in range(1, ctx.args.trials + 1):
+            for s in ("a", "b"):
+                if ctx.done(strategy=s, x=1, trial=trial):
+                    continue
+                measured.append((s, trial))
+                ctx.row(strategy=s, x=1, trial=trial, y=trial * 10,
+                        outcome="failed" if (s, trial) == ("b", 1) and len(measured) < 3
+                        else "ok")
+    runner.EXPERIMENTS["toy"]["root"] = False
+    yield measured
+    del runner.EXPERIMENTS["toy"]
+
+
+def _run(argv):
+    import argparse
+    from experiments import runner
+    sub = argparse.ArgumentParser().add_subparsers()
+    runner.add_parser(sub)
+    args = sub.choices["run"].parse_args(argv)
+    return runner.cmd_run(args)
+
+
+def test_resume_measures_only_the_missing_and_failed_trials(toy_experiment, tmp_path, capsys):
+    assert _run(["toy", "--trials", "1", "--out", str(tmp_path), "--no-plot"]) == 0
+    assert toy_experiment == [("a", 1), ("b", 1)]          # b/1 failed
+    folder = os.path.realpath(str(tmp_path / "toy" / "latest"))
+    assert _run(["toy", "--trials", "2", "--resume", folder, "--no-plot"]) == 0
+    assert toy_experiment[2:] == [("b", 1), ("a", 2), ("b", 2)]
+    with open(os.path.join(folder, "results.csv")) as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("experiment,") and len(lines) == 1 + 5
+    with open(os.path.join(folder, "summary.json")) as f:
+        points = {p["strategy"]: p for p in json.load(f)["points"]}
+    assert (points["a"]["n"], points["b"]["n"], points["b"]["median"]) == (2, 2, 15.0)
+    with open(os.path.join(folder, "provenance.json")) as f:
+        prov = json.load(f)
+    assert prov["args"]["trials"] == 1 and prov["resumed"][0]["args"]["trials"] == 2
+
+
+def test_resume_refuses_another_experiment_or_another_scale(toy_experiment, tmp_path, capsys):
+    assert _run(["toy", "--out", str(tmp_path), "--no-plot", "--trials", "1"]) == 0
+    folder = str(tmp_path / "toy" / "latest")
+    capsys.readouterr()
+    assert _run(["toy", "--quick", "--resume", folder, "--no-plot"]) == 2
+    assert "without --quick; resume it the same way" in capsys.readouterr().err
+    assert _run(["toy", "--resume", str(tmp_path), "--no-plot"]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
 def test_clean_removes_recorded_namespaces_and_processes_only(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("needs root")
