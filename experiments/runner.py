@@ -57,12 +57,15 @@ class Context:
         if not self.rows:
             self._w.writeheader()
         self.t0 = time.time()
+        self.skipped = 0
 
     def done(self, **key):
         """True if a successful row with these column values is already there (resume)."""
         want = {k: _number(v) for k, v in key.items()}
-        return any(r.get("outcome", "ok") in ("ok", r.get("expected_outcome")) and
-                   all(_number(r.get(k)) == v for k, v in want.items()) for r in self.rows)
+        found = any(r.get("outcome", "ok") in ("ok", r.get("expected_outcome")) and
+                    all(_number(r.get(k)) == v for k, v in want.items()) for r in self.rows)
+        self.skipped += found               # the ETA counts only what this run measures
+        return found
 
     def row(self, **values):
         values.setdefault("experiment", self.name)
@@ -72,9 +75,11 @@ class Context:
 
     def progress(self, done, total, what):
         el = time.time() - self.t0
-        eta = el / done * (total - done) if done else 0
+        measured = done - self.skipped
+        eta = el / measured * (total - done) if measured > 0 else 0
         print("[%d/%d] %s (elapsed %.0f s%s)" % (done, total, what, el,
-                                                 ", ~%.0f s left" % eta if done else ""),
+                                                 ", ~%.0f s left" % eta if measured > 0
+                                                 else ""),
               file=sys.stderr, flush=True)
 
     def close(self):
