@@ -15,6 +15,11 @@ The project starts it in a subprocess and stops it by PID
 (topologies/sdn.py, ``OsKenController``):
 
     python -m topologies.controller --host 127.0.0.1 --port 6653
+
+``--app steering --config FILE [--rest-port PORT]`` runs NFSteering
+(topologies/steering.py) instead: it steers a pair of NFs and answers REST on
+127.0.0.1:PORT.  The config is checked before the framework starts, so a bad
+one fails at once with its reason.
 """
 
 import argparse
@@ -116,20 +121,47 @@ def _mac_text(mac):
 
 def _parse(argv):
     ap = argparse.ArgumentParser(prog="python -m topologies.controller",
-                                 description="Run the L2 learning app as an OpenFlow 1.3 "
-                                             "controller (%s)." % FRAMEWORK)
+                                 description="Run an OpenFlow 1.3 controller app (%s): L2 "
+                                             "learning, or NF steering." % FRAMEWORK)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--port", type=int, default=6653, help="OpenFlow TCP port")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every connection")
-    return ap.parse_args(argv)
+    ap.add_argument("--app", choices=("l2", "steering"), default="l2",
+                    help="l2: L2 learning (default); steering: NFSteering for an NF pair")
+    ap.add_argument("--config", metavar="FILE", help="steering's JSON configuration")
+    ap.add_argument("--rest-port", type=int, metavar="PORT",
+                    help="steering's REST API on 127.0.0.1:PORT (default: none)")
+    args = ap.parse_args(argv)
+    if args.app == "steering" and not args.config:
+        ap.error("--app steering needs --config FILE (its JSON configuration)")
+    if args.app == "l2" and (args.config or args.rest_port):
+        ap.error("--config and --rest-port are options of --app steering")
+    if args.rest_port is not None and not 0 < args.rest_port < 65536:
+        ap.error("--rest-port must be a TCP port from 1 to 65535, not %d" % args.rest_port)
+    return ap, args
+
+
+def _app_module(ap, args):
+    """The module AppManager loads; for steering, its configuration checked and handed over."""
+    if args.app == "l2":
+        return APP_MODULE
+    from topologies import steering
+    try:
+        config = steering.load_config(args.config)
+    except steering.ConfigError as e:
+        ap.error(str(e))
+    rest = ("127.0.0.1", args.rest_port) if args.rest_port else None
+    steering.NFSteering.configure(config, rest)
+    return steering.__name__
 
 
 def main(argv=None):
-    args = _parse(argv)
+    ap, args = _parse(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     hub = _m("lib.hub")
     hub.patch(thread=False)            # what ryu-manager does first (a no-op on os-ken 4)
+    module = _app_module(ap, args)     # after the patch: steering imports socket servers
     _m("controller.controller")        # registers the ofp-* options parsed next
     cfg = _m("cfg")
     cfg.CONF(args=["--ofp-listen-host", args.host, "--ofp-tcp-listen-port", str(args.port)],
@@ -139,7 +171,7 @@ def main(argv=None):
     # threads (run_apps' teardown fails and leaves them running).
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(0))
-    app_manager.AppManager.run_apps([APP_MODULE])
+    app_manager.AppManager.run_apps([module])
     return 0
 
 

@@ -4,7 +4,8 @@
 way a userspace NF needs them -- no IP address (the NF owns its addresses, so
 the node's kernel must not answer ARP or send RSTs for them), ip_forward off,
 IPv6 off, offloads off -- and starts ``clickup nf run`` on the given Click
-config with a control socket; ``terminate()`` stops that process (SIGTERM,
+config with a control socket (``extra``: more ``clickup nf run`` options, e.g.
+replication's); ``terminate()`` stops that process (SIGTERM,
 then SIGKILL by PID) before the node goes.
 
     net.addHost('nf', cls=NFNode, nfconfig='configs/nat.click',
@@ -22,11 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class NFNode(Node):
-    def __init__(self, name, nfconfig=None, defines=None, control=None, **params):
+    def __init__(self, name, nfconfig=None, defines=None, control=None, extra=(), **params):
         super().__init__(name, **params)
         self.nfconfig = nfconfig or os.path.join(ROOT, "configs", "nat.click")
         self.defines = dict(defines or {})
         self.control = control or "/tmp/clickup-%s-%d.sock" % (name, os.getpid())
+        self.extra = list(extra)
         self.nfproc = None
 
     def config(self, **params):
@@ -41,7 +43,7 @@ class NFNode(Node):
         return r
 
     def start_nf(self, timeout=10.0):
-        cmd = nf_command(self.nfconfig, self.defines, self.control)
+        cmd = nf_command(self.nfconfig, self.defines, self.control, self.extra)
         if os.path.exists(self.control):
             os.unlink(self.control)         # a stale socket must not look like a ready NF
         self.log = open(self.control + ".log", "w")   # never a pipe nobody reads

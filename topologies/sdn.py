@@ -23,16 +23,33 @@ Processes, and who stops them:
     mn --custom topologies/sdn.py --topo sdn,clients=2 --controller osken --test download
 
 ``network(**params)`` is ``ite.running(SDN(**params), controller=OsKenController)``.
+
+The standby pair (``pair=True``): two NF nodes, nf1 (active) and nf2, each with
+its inside port on s1 and outside port on s2; both carry the same fixed MACs
+(``NF_MAC``), so hosts never see which one forwards.  The controller then runs
+the NFSteering app (topologies/steering.py) with the config the topology
+generates (``SDN.steering``) and a REST port of its own
+(``OsKenController.rest_port``); ``steering_status(port)`` and
+``move_to(port, nf)`` are its clients.  ``replicate=True`` also starts the NFs
+with the replication options (nf1 active, replicating to nf2).  Under ``mn``
+the controller takes the pair config from the last SDN topology built in the
+process:
+
+    mn --custom topologies/sdn.py --topo sdn,pair=1 --controller osken --test download
 """
 
 import contextlib
+import functools
 import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 # `mn --custom` execs this file with no __file__ and without the project on sys.path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(sys._getframe().f_code.co_filename)))
@@ -45,9 +62,15 @@ from topologies import ite  # noqa: E402
 from topologies.procs import stop as stop_process  # noqa: E402
 
 __all__ = ["SDN", "UserOVSSwitch", "OsKenController", "network", "ovs_running", "topos",
-           "controllers", "tests"]
+           "controllers", "tests", "PAIR", "NF_MAC", "steering_status", "move_to",
+           "rest_port"]
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+PAIR = ("nf1", "nf2")                   # the active-standby pair's nodes; nf1 starts active
+# Locally administered, fixed: both NFs answer for the same addresses with the same MACs.
+NF_MAC = {"inside": "02:00:00:00:01:fe", "outside": "02:00:00:00:02:fe"}
+_SIDES = ("inside", "outside")          # NF port 0, port 1
+_last_steering = [None]                 # the pair config of the last SDN built here (for mn)
 
 
 # -- Open vSwitch --------------------------------------------------------------------------------
@@ -139,13 +162,20 @@ class OsKenController(Controller):
     """Mininet controller node running topologies/controller.py's L2Learning app.
 
     ``port``: OpenFlow TCP port (default: a free one); ``timeout``: seconds to wait
-    for it to listen.  The subprocess's output goes to a temporary log, quoted in
-    the error if it fails to start and deleted when it stops."""
+    for it to listen.  ``steering``: a steering config (dict) runs the NFSteering
+    app instead, with REST on 127.0.0.1:``rest_port`` (a free one); False forces
+    L2 learning; None takes the pair config of the last SDN topology built in
+    this process, if it was a pair (that is how ``mn`` gets it).  The
+    subprocess's output goes to a temporary log, quoted in the error if it fails
+    to start and deleted when it stops (with the config file)."""
 
-    def __init__(self, name, ip="127.0.0.1", port=None, timeout=15.0, **params):
+    def __init__(self, name, ip="127.0.0.1", port=None, timeout=15.0, steering=None,
+                 **params):
         self.timeout = timeout
         self.proc = None
-        self.log = None
+        self.log = self.config_file = None
+        self.steering = _last_steering[0] if steering is None else (steering or None)
+        self.rest_port = _free_port("127.0.0.1") if self.steering else None
         super().__init__(name, ip=ip, port=port or _free_port(ip), **params)
 
     def checkListening(self):
@@ -160,17 +190,29 @@ class OsKenController(Controller):
         with os.fdopen(fd, "w") as logf:
             self.proc = subprocess.Popen(
                 [controller_python(), "-m", "topologies.controller", "--host", self.ip,
-                 "--port", str(self.port), "-v"],
+                 "--port", str(self.port), "-v"] + self._app_args(),
                 cwd=_ROOT, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True)    # Ctrl-C reaches us, and we stop it by PID
         deadline = time.time() + self.timeout
-        while not _listening(self.ip, self.port):
+        while not (_listening(self.ip, self.port)
+                   and (not self.rest_port or _listening("127.0.0.1", self.rest_port))):
             if self.proc.poll() is not None or time.time() > deadline:
                 msg = self._read_log()
                 self._stop_process()
                 raise RuntimeError("the os-ken controller did not start on %s:%d:\n%s"
                                    % (self.ip, self.port, msg))
             time.sleep(0.05)
+
+    def _app_args(self):
+        """The launcher's options for the steering app (its config in a temporary file)."""
+        if not self.steering:
+            return []
+        fd, self.config_file = tempfile.mkstemp(prefix="clickup-%s-" % self.name,
+                                                suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.steering, f, indent=1)
+        return ["--app", "steering", "--config", self.config_file,
+                "--rest-port", str(self.rest_port)]
 
     def _read_log(self):
         try:
@@ -182,10 +224,12 @@ class OsKenController(Controller):
     def _stop_process(self):
         p, self.proc = self.proc, None
         stop_process(p)
-        log, self.log = self.log, None
-        if log:
-            with contextlib.suppress(OSError):
-                os.unlink(log)
+        for attr in ("log", "config_file"):
+            path = getattr(self, attr)
+            setattr(self, attr, None)
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     def stop(self, *args, **kwargs):
         """Stop the controller subprocess by PID, then the node's shell."""
@@ -201,20 +245,156 @@ class OsKenController(Controller):
 
 # -- the topology --------------------------------------------------------------------------------
 
+def _flag(value, name):
+    """A yes/no topology parameter; ``mn``'s inline parameters give 0 or 1."""
+    if value in (True, False, 0, 1):
+        return bool(value)
+    raise ValueError("%s must be True/False (or 1/0 for mn), not %r" % (name, value))
+
+
 class SDN(ite.ITE):
     """``ITE`` with a userspace Open vSwitch on each side (``switch`` may only be
-    'auto' or 'ovs')."""
+    'auto' or 'ovs'); ``pair=True``: the NF slot holds nf1 and nf2 (module doc)."""
 
     SWITCHES = {"ovs": (UserOVSSwitch, {})}
     DEFAULT_SWITCH = "ovs"
     DIRECT = False
 
+    def build(self, pair=False, replicate=False, **params):
+        """``ITE.build``'s parameters, plus ``pair`` (the NF pair) and ``replicate`` (start
+        the pair with the NF's replication options)."""
+        self.pair, self.replicate = _flag(pair, "pair"), _flag(replicate, "replicate")
+        self.steering = None
+        if self.replicate and not self.pair:
+            raise ValueError("replicate=True needs pair=True: replication runs between "
+                             "the pair's NFs")
+        if self.pair and params.get("nf", "nat") != "nat":
+            raise ValueError("pair=True needs nf=nat: steering matches the NF's own MAC, "
+                             "and a firewall (a bump in the wire) has none")
+        if self.pair and params.get("control"):
+            raise ValueError("control= names the single NF's socket; with pair=True each NF "
+                             "has its own (SDN.nf_paths)")
+        super().build(**params)
+        self.nf_names = list(PAIR) if self.pair else [self.nf_name]
+        if self.pair:
+            self.steering = self.steering_config()
+        _last_steering[0] = self.steering
 
-def network(controller=OsKenController, **params):
-    """``with network(clients=2, bw=46) as net:`` -- a started SDN network, always stopped."""
-    return ite.running(SDN(**params), controller=controller)
+    def addHost(self, name, **opts):
+        """In a pair, ITE's one NF node becomes nf1 and nf2, with their own interfaces,
+        control sockets and replication paths."""
+        if not (getattr(self, "pair", False) and name == self.nf_name):
+            return super().addHost(name, **opts)
+        for nf in PAIR:
+            paths = self.nf_paths(nf)
+            super().addHost(nf, **dict(
+                opts, control=paths["control"], extra=self.replication_options(nf),
+                defines=dict(opts["defines"], in_if=nf + "-eth0", out_if=nf + "-eth1")))
+        return name
+
+    def _side(self, hosts, nf_port, index, switch):
+        """In a pair, switch ``index`` links to both NFs' port ``nf_port`` (same MAC), then
+        to the hosts."""
+        if not self.pair:
+            return super()._side(hosts, nf_port, index, switch)
+        cls, extra = self.SWITCHES[self._kind(switch, len(hosts))]
+        sw = self.addSwitch("%ss%d" % (self.tag, index), cls=cls, dpid="%016x" % index,
+                            **extra)
+        for nf in PAIR:
+            self.addLink(sw, nf, port2=nf_port, addr2=NF_MAC[_SIDES[nf_port]],
+                         **self.linkopts)
+        for h in hosts:
+            self.addLink(h, sw, **self.linkopts)
+        return None
+
+    def nf_paths(self, nf):
+        """NF ``nf``'s control socket and replication listen path (unique per tag and
+        process)."""
+        base = "/tmp/clickup-%s%s-%d" % (self.tag, nf, os.getpid())
+        return {"control": base + ".sock", "replica": base + ".replica"}
+
+    def replication_options(self, nf):
+        """``clickup nf run`` options for ``nf`` (none unless replicate=True)."""
+        if not self.replicate:
+            return []
+        peer = [n for n in PAIR if n != nf][0]
+        return ["--replica-listen", self.nf_paths(nf)["replica"],
+                "--replicate-to", self.nf_paths(peer)["replica"],
+                "--role", "active" if nf == PAIR[0] else "standby"]
+
+    def steering_config(self):
+        """NFSteering's configuration for this pair (topologies/steering.py): each
+        switch's NF ports by the interface names Mininet gives them."""
+        switches = {}
+        for index in (1, 2):
+            sw = "%ss%d" % (self.tag, index)
+            switches[str(index)] = {nf: "%s-eth%d" % (sw, self.port(sw, nf)[0]) for nf in PAIR}
+        return {"nf_mac": dict(NF_MAC), "switches": switches, "active": PAIR[0],
+                "health": {nf: self.nf_paths(nf)["control"] for nf in PAIR},
+                "health_interval": 0.05, "health_failures": 3}
+
+
+def network(controller=OsKenController, topo=None, **params):
+    """``with network(clients=2, bw=46) as net:`` -- a started SDN network, always stopped.
+    With ``pair=True`` the os-ken controller runs the steering app for the pair.  ``topo``:
+    an SDN topology already made (then ``params`` must be empty)."""
+    if topo is not None and params:
+        raise ValueError("network(): give either topo or its parameters, not both")
+    topo = topo or SDN(**params)
+    if controller is OsKenController:
+        controller = functools.partial(OsKenController, steering=topo.steering or False)
+    return ite.running(topo, controller=controller)
+
+
+# -- the steering app's REST clients ------------------------------------------------------------
+
+def rest_port(net):
+    """The steering app's REST port in a running pair network."""
+    port = getattr(net.controllers[0], "rest_port", None) if net.controllers else None
+    if not port:
+        raise ValueError("this network's controller runs no steering app (build it with "
+                         "pair=True and the osken controller)")
+    return port
+
+
+def _rest(port, path, body=None, timeout=10.0):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail)["error"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise RuntimeError("steering REST %s on port %d: %d %s" % (path, port, e.code,
+                                                                   detail)) from None
+
+
+def steering_status(port):
+    """GET /clickup/status: {"active", "standby", "moves", "failovers", ...}."""
+    return _rest(port, "/clickup/status")
+
+
+def move_to(port, nf):
+    """POST /clickup/active: steer to ``nf``; returns {"active", "move_ms", "t_start_mono",
+    "t_end_mono", ...} once every switch confirmed (barrier)."""
+    return _rest(port, "/clickup/active", {"nf": nf})
+
+
+def steering_test(net):
+    """mn --test steering: the pair's controller answers REST with both switches programmed."""
+    def check():
+        st = steering_status(rest_port(net))
+        ok = st["active"] == PAIR[0] and sorted(st["switches"]) == ["1", "2"]
+        return ok, "active %s, standby %s, switches %s" % (st["active"], st["standby"],
+                                                           ", ".join(sorted(st["switches"])))
+    ite._mn_test("steering", check)
 
 
 topos = {"sdn": SDN}
 controllers = {"osken": OsKenController}
-tests = dict(ite.tests)
+tests = dict(ite.tests, steering=steering_test)
