@@ -27,19 +27,32 @@ PORT = 8000
 
 
 class Testbed:
-    def __init__(self, bw_mbit=None, nf="nat", clients=1, servers=1):
+    """``pair=True``: the ``sdn`` topology with an active/standby NF pair, replicating,
+    steered by the controller (the ``switchover`` strategy's network); ``control`` is
+    then the active NF's socket at the start (nf1)."""
+
+    def __init__(self, bw_mbit=None, nf="nat", clients=1, servers=1, pair=False):
         self.bw, self.nf, self.nclients, self.nservers = bw_mbit, nf, clients, servers
+        self.pair = pair
         self.procs = []
 
     def __enter__(self):
         from topologies.ite import ITE, running
         self.tmp = tempfile.mkdtemp(prefix="clickup-tb-")
-        self.control = os.path.join(self.tmp, "nf.sock")
         # Switch names live in the root namespace: a per-process tag keeps concurrent
         # networks (two runs, or a run beside the tests) apart.
-        topo = ITE(clients=self.nclients, servers=self.nservers, nf=self.nf, bw=self.bw,
-                   control=self.control, tag="tb%d" % (os.getpid() % 10000))
-        self._cm = running(topo)
+        tag = "tb%d" % (os.getpid() % 10000)
+        if self.pair:
+            from topologies.sdn import SDN, network
+            topo = SDN(clients=self.nclients, servers=self.nservers, bw=self.bw, tag=tag,
+                       pair=True, replicate=True)
+            self.control = topo.nf_paths("nf1")["control"]
+            self._cm = network(topo=topo)
+        else:
+            self.control = os.path.join(self.tmp, "nf.sock")
+            topo = ITE(clients=self.nclients, servers=self.nservers, nf=self.nf, bw=self.bw,
+                       control=self.control, tag=tag)
+            self._cm = running(topo)
         try:
             self.net = self._cm.__enter__()
         except BaseException:
@@ -107,15 +120,18 @@ class Testbed:
         raises -- the traffic's fate is the measurement.  The phase record (or the
         error) is saved to ``record_path`` and returned."""
         from nf.upgrade.client import request_upgrade
+        if strategy == "switchover":
+            from experiments.switchover import switchover
+            rec = switchover(self.net, self.topo, package, config, delay)
+            _save(record_path, rec)
+            return rec
         try:
             rec = request_upgrade(self.control, {
                 "to": os.path.join(package, config), "elements": os.path.join(package, "elements"),
                 "strategy": strategy, "delay": delay}, timeout=120)
         except Exception as e:
             rec = {"error": str(e)}
-        if record_path:
-            with open(record_path, "w") as f:
-                json.dump(rec, f, indent=1)
+        _save(record_path, rec)
         return rec
 
     def wait_announced(self, client, pct, timeout=900):
@@ -143,6 +159,12 @@ class Testbed:
                 return rec
         raise RuntimeError("the transfer client ended without a summary: %s"
                            % client.stderr.read().decode()[-500:])
+
+
+def _save(path, rec):
+    if path:
+        with open(path, "w") as f:
+            json.dump(rec, f, indent=1)
 
 
 def _line(p, timeout):

@@ -3,6 +3,8 @@
     clickup nf check FILE [-d name=value]...
     clickup nf run CONFIG [-d name=value]... [--control SOCKET] [--pidfile F]
                    [--store PATH [--sync-interval SECONDS] [--recover]]
+                   [--replica-listen PATH] [--replicate-to PATH]
+                   [--role active|standby] [--replica-interval SECONDS]
     clickup nf read SOCKET ELEMENT.HANDLER
     clickup nf write SOCKET ELEMENT.HANDLER [VALUE]
     clickup nf doc [CLASS]
@@ -45,6 +47,7 @@ def add_parser(sub):
                    help="directory of element code to use besides the library")
     p.add_argument("--handoff", metavar="FILE", help=argparse.SUPPRESS)  # set by upgrades
     _add_store_options(p)
+    _add_replica_options(p)
     p.set_defaults(func=cmd_run)
 
     p = s.add_parser("read", help="read a handler through the control socket")
@@ -95,7 +98,7 @@ def cmd_run(args):
     from .control import ControlServer
     from .upgrade.manager import UpgradeManager
     handoff = _take_handoff(args) if args.handoff else None
-    problem = _store_args_problem(args)
+    problem = _store_args_problem(args) or _replica_args_problem(args)
     if problem:
         print("clickup nf run: %s" % problem, file=sys.stderr)
         return 1
@@ -116,11 +119,18 @@ def cmd_run(args):
             router.cleanup()
             print("clickup nf run: control socket %s: %s" % (args.control, e), file=sys.stderr)
             return 1
+    replication = None
+    if args.replica_listen or args.replicate_to:
+        replication = _start_replication(router, args)
+        if replication is None:
+            return 1
     if args.pidfile:
         with open(args.pidfile, "w") as f:
             f.write("%d\n" % os.getpid())
         router.add_cleanup(lambda: os.path.exists(args.pidfile) and os.unlink(args.pidfile))
     manager = UpgradeManager(router, _run_options(args))
+    if replication is not None:
+        replication.options = manager.options     # a restart keeps the current role
     if handoff is not None:
         manager.resume(handoff, modules, rollback)
     router.run()
@@ -132,7 +142,9 @@ def _run_options(args):
     return {"config": os.path.abspath(args.config), "defines": _defines(args.define),
             "elements": os.path.abspath(args.elements) if args.elements else None,
             "control": args.control, "pidfile": args.pidfile, "store": args.store,
-            "sync_interval": args.sync_interval}
+            "sync_interval": args.sync_interval,
+            "replica_listen": args.replica_listen, "replicate_to": args.replicate_to,
+            "role": args.role, "replica_interval": args.replica_interval}
 
 
 def _take_handoff(args):
@@ -148,6 +160,8 @@ def _take_handoff(args):
     args.store = h.get("store") or opts.get("store")
     args.sync_interval = opts.get("sync_interval") or 0.5
     args.recover = h["new"]["load"] == "essential" and bool(h.get("store"))
+    args.replica_listen, args.replicate_to = opts.get("replica_listen"), opts.get("replicate_to")
+    args.role, args.replica_interval = opts.get("role"), opts.get("replica_interval")
     return h
 
 
@@ -238,6 +252,70 @@ def _start_store(router, args):
         print("clickup nf run: state store: %s" % e, file=sys.stderr)
         return False
     return True
+
+
+# -- live state replication (nf.state.replica) ---------------------------------------------
+
+def _add_replica_options(p):
+    p.add_argument("--replica-listen", metavar="PATH",
+                   help="while standby, listen here for the active peer's state (Unix socket)")
+    p.add_argument("--replicate-to", metavar="PATH",
+                   help="while active, send the state to the peer listening here")
+    p.add_argument("--role", choices=("active", "standby"),
+                   help="the starting role (default: active with --replicate-to, else "
+                        "standby)")
+    p.add_argument("--replica-interval", type=float, metavar="SECONDS",
+                   help="seconds between the active's sends of journaled changes "
+                        "(default 0.005)")
+
+
+def _replica_args_problem(args):
+    """What is wrong with the replication options (checked before any device opens)."""
+    from .state.replica import listen_path_problem, peer_path_problem
+    listen, peer = args.replica_listen, args.replicate_to
+    if not listen and not peer:
+        for opt, value in (("--role", args.role), ("--replica-interval",
+                                                   args.replica_interval)):
+            if value is not None:
+                return ("%s needs --replicate-to PATH and/or --replica-listen PATH (it "
+                        "sets how this NF replicates)" % opt)
+        return None
+    if args.replica_interval is not None and not args.replica_interval > 0:
+        return "--replica-interval: expected a positive number of seconds, got %s" % (
+            args.replica_interval,)
+    role = args.role or ("active" if peer else "standby")
+    if role == "standby" and not listen:
+        return "--role standby needs --replica-listen PATH (where the active connects)"
+    if role == "active" and not peer:
+        return ("--role active needs --replicate-to PATH (the standby's --replica-listen "
+                "path)")
+    if listen and peer and os.path.abspath(listen) == os.path.abspath(peer):
+        return "--replica-listen and --replicate-to are the same path (%s)" % listen
+    for opt, value in (("--replica-listen", listen), ("--replicate-to", peer)):
+        if value and args.control and os.path.abspath(value) == os.path.abspath(args.control):
+            return "%s and --control are the same path (%s)" % (opt, value)
+    if peer:
+        problem = peer_path_problem(peer)
+        if problem:
+            return problem
+    if listen:
+        return listen_path_problem(listen)
+    return None
+
+
+def _start_replication(router, args):
+    """Start replicating; None (router cleaned up) on failure."""
+    from .state.replica import Replication
+    stem = args.control or args.replica_listen or ""
+    node = os.path.splitext(os.path.basename(stem))[0] or None
+    try:
+        return Replication(router, listen=args.replica_listen, peer=args.replicate_to,
+                           role=args.role, interval=args.replica_interval or 0.005,
+                           node=node)
+    except (ValueError, OSError) as e:
+        router.cleanup()
+        print("clickup nf run: replication: %s" % e, file=sys.stderr)
+        return None
 
 
 def _client(path):

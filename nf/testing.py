@@ -8,7 +8,7 @@ from .args import AddressTable
 from .element import lookup
 from .packet import Packet
 
-__all__ = ["make", "Sink", "attach", "run", "packets"]
+__all__ = ["make", "Sink", "attach", "run", "packets", "load_module_file"]
 
 
 class Sink:
@@ -61,3 +61,23 @@ def run(e, frames, port=0, off=0):
     if batch:
         e.push(port, batch)
     return [[p.data for p in s.packets[n:]] for s, n in zip(e.sinks, before)]
+
+
+def load_module_file(path, module_name):
+    """(element classes it defines, module) for the element code at ``path`` -- e.g. an
+    upgrade package's -- compiled from source with no bytecode written beside it (it would
+    not be in the package's manifest) and its classes kept out of the library's registry."""
+    import importlib.util
+    import sys
+    from .element import registering_into
+    classes = {}
+    spec = importlib.util.spec_from_file_location(module_name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        with registering_into(classes):
+            spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    return classes, module

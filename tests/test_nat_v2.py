@@ -5,19 +5,18 @@ The v2 class is loaded from the package file the way an upgrade loader does it -
 compiled from source inside nf.element.registering_into -- and must leave the
 library's IPRewriter (version 1) in place for everyone else."""
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from nf import headers as H
 from nf.config import build_elements, check, parse_file, render
-from nf.element import ELEMENTS, lookup, registering_into
+from nf.element import ELEMENTS, lookup
 from nf.elements import rewriter as library
 from nf.packet import Packet
+from nf.testing import load_module_file
 from nf.testing import attach
 from nf.upgrade.manifest import verify_manifest
 from tests import checksum_ref
@@ -35,19 +34,8 @@ SYNACK, FINACK = H.TCP_SYN | H.TCP_ACK, H.TCP_FIN | H.TCP_ACK
 
 
 def load_package_module():
-    """(classes the module defined, module), compiled from the package's source with
-    no bytecode written into the package (it would not be in its manifest)."""
-    classes = {}
-    spec = importlib.util.spec_from_file_location("nat_v2_rewriter_under_test", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True
-    try:
-        with registering_into(classes):
-            spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return classes, module
+    """(classes the module defined, module), compiled from the package's source."""
+    return load_module_file(MODULE, "nat_v2_rewriter_under_test")
 
 
 CLASSES, V2MOD = load_package_module()

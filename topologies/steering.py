@@ -428,6 +428,19 @@ class NFSteering(BaseApp):
                            error=error, t_detect_mono=time.monotonic())
         if record is not None:
             self.failovers += 1
+            record["promoted"] = self.promote(standby)
+
+    def promote(self, nf):
+        """Give ``nf`` the active replication role after a failover: a standby forwards
+        what it is sent but expires nothing (its peer did that).  None, or the error."""
+        from nf.control import ControlClient, ControlError
+        try:
+            with ControlClient(self.cfg["health"][nf], timeout=self.cfg["health_timeout"]) as c:
+                c.write("replication_role", "active")
+            return None
+        except (OSError, ControlError, ValueError) as e:
+            LOG.error("failed over to %s but could not promote it: %s", nf, e)
+            return "%s: %s" % (type(e).__name__, e)
 
 
 # -- REST ---------------------------------------------------------------------------------------

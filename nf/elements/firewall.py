@@ -452,7 +452,11 @@ class StatefulFirewall(Element):
 
     # -- timers -----------------------------------------------------------------------
     def expire(self):
-        """Remove every session idle for longer than its state's timeout."""
+        """Remove every session idle for longer than its state's timeout -- except on
+        a replication standby (nf.state.replica), whose copies look idle while the
+        active carries the traffic; the active's removals remove them."""
+        if getattr(self.router, "replication_role", None) == "standby":
+            return
         now = self.clock()
         for by_in, _ in self._index.values():
             dead = [s for s in by_in.values() if now - s.last > s.timeout]
@@ -470,6 +474,16 @@ class StatefulFirewall(Element):
     def _sessions(self):
         for proto in (TCP, UDP, ICMP):
             yield from self._index[proto][0].values()
+
+    def restart_idle(self):
+        """Count every session as seen now: a standby promoted to active restarts
+        the idle times of its copies.  Returns the number of sessions."""
+        now = self.clock()
+        n = 0
+        for s in self._sessions():
+            s.last = now
+            n += 1
+        return n
 
     # -- handlers ---------------------------------------------------------------------
     @read_handler("sessions", "number of sessions in the table")

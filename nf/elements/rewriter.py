@@ -722,7 +722,11 @@ class IPRewriter(Element):
 
     def expire(self):
         """Remove sessions idle past their timeout and mappings left without sessions;
-        forget old fragment translations.  Returns the number of sessions removed."""
+        forget old fragment translations.  Returns the number of sessions removed.
+        A replication standby (nf.state.replica) expires nothing: its copies look
+        idle, the traffic being on the active, whose removals it replays."""
+        if getattr(self.router, "replication_role", None) == "standby":
+            return 0
         now = self.clock()
         removed = 0
         journal = self._journal is not None
@@ -754,6 +758,17 @@ class IPRewriter(Element):
 
     def nsessions(self):
         return sum(len(m.sessions) for m in self._mappings.values())
+
+    def restart_idle(self):
+        """Count every session as used now: a standby promoted to active restarts
+        the idle times of its copies.  Returns the number of sessions."""
+        now = self.clock()
+        n = 0
+        for m in self._mappings.values():
+            for s in m.sessions.values():
+                s.used = now
+                n += 1
+        return n
 
     # -- state ----------------------------------------------------------------------------
     def export_state(self):

@@ -34,10 +34,18 @@ snapshot of 10,000 mappings 125 ms (export_state and json.dumps); recovering
 rest IPRewriter.import_state.  The packet loop waits during a sync, and the
 sockets' receive buffers absorb it (a 300 ms stop loses no datagram).
 
-Other readers of an element's journal (an in-place upgrade journals what
-changes during its pre-copy) take a mark with ``journal_mark(e)`` and read
-with ``journal_since(mark)``: the syncer hands them what it drains, so neither
-reader steals the other's events.
+Other readers of an element's journal share it with the syncer.  An
+in-place upgrade, which journals what changes during its pre-copy, takes a
+mark with ``journal_mark(e)`` and reads once with ``journal_since(mark)``.
+A reader that drains again and again -- the syncer itself, and the live
+replica's sender (nf.state.replica) -- holds a :class:`JournalReader`
+(``journal_reader(e)``): ``drain()`` returns the events journaled since its
+previous drain.  Whoever drains swaps in a fresh list (so the journal never
+grows past what the slowest reader has not read) and hands the other open
+marks and readers the part of the drained list they had not read yet: no
+reader steals another's events, every reader sees every event once, in
+order.  The journal is on while any mark or reader is open, and goes off
+when the last one closes if a mark or reader turned it on.
 
 Recovery (``recover(router, path)``): for every stateful element of the new
 router with a stored record, ``import_state(snapshot, version)`` (which
@@ -63,12 +71,14 @@ from ..element import Element, state_entries
 from .store import StoreError, StoreWriter, load
 
 __all__ = ["Syncer", "attach", "syncer_of", "sync_now", "snapshot_now", "store_path",
-           "recover", "RecoveryReport", "replays_journal", "journal_mark", "journal_since"]
+           "recover", "RecoveryReport", "replays_journal", "journal_mark", "journal_since",
+           "JournalMark", "JournalReader", "journal_reader"]
 
 SMALL = 64                    # entries: states at most this big are refreshed by snapshot
 
 _SYNCERS = weakref.WeakKeyDictionary()       # router -> its Syncer
-_MARKS = weakref.WeakKeyDictionary()         # element -> its open JournalMarks
+_MARKS = weakref.WeakKeyDictionary()         # element -> its open JournalMarks and readers
+_TURNED_ON = weakref.WeakSet()    # elements whose journal a mark or reader turned on
 
 
 def replays_journal(element):
@@ -80,13 +90,20 @@ class _Tracked:
     """What the syncer knows of one element: the object, when it was last
     snapshotted, and the snapshot itself when it is small (to see changes)."""
 
-    __slots__ = ("element", "snapped", "small", "last")
+    __slots__ = ("element", "snapped", "small", "last", "reader")
 
     def __init__(self, element):
         self.element = element
         self.snapped = None       # monotonic time of the last snapshot, None: never
         self.small = True
         self.last = None          # the last snapshot's data, kept only while small
+        self.reader = None        # its JournalReader, if the element replays a journal
+
+    def stop(self):
+        """Stop reading the element's journal (off, unless another reader reads it)."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
 
 class Syncer:
@@ -134,7 +151,7 @@ class Syncer:
         finally:
             self.writer.close()
             for tr in self._tracked.values():
-                _journal_off(tr.element)
+                tr.stop()
             if _SYNCERS.get(self.router) is self:
                 del _SYNCERS[self.router]
 
@@ -165,7 +182,7 @@ class Syncer:
         gone = self._forget_gone(current)
         for name, e in current.items():
             tr = self._track(name, e)
-            pending = self._take_journal(e)
+            pending = self._take_journal(tr)
             snap = self._due_snapshot(tr, now)
             if snap is not None:
                 snaps[name] = snap           # it already holds the pending events' effect
@@ -196,7 +213,7 @@ class Syncer:
         snaps = {}
         for name, e in current.items():
             tr = self._track(name, e)
-            self._take_journal(e)
+            self._take_journal(tr)
             snap = self._export(tr, now)
             if snap is not None:
                 snaps[name] = snap
@@ -214,12 +231,8 @@ class Syncer:
         """Stop tracking elements no longer in the graph; returns their names."""
         gone = [name for name in self._tracked if name not in current]
         for name in gone:
-            _journal_off(self._tracked.pop(name).element)
+            self._tracked.pop(name).stop()
         return gone
-
-    def _tracks(self, e):
-        tr = self._tracked.get(e.name)
-        return tr is not None and tr.element is e and not self.closed
 
     def _track(self, name, e):
         """The element's record, started afresh (journal on, snapshot due) for an
@@ -227,19 +240,17 @@ class Syncer:
         tr = self._tracked.get(name)
         if tr is None or tr.element is not e:
             if tr is not None:
-                _journal_off(tr.element)
+                tr.stop()
             tr = self._tracked[name] = _Tracked(e)
-            if replays_journal(e) and e._journal is None:
-                e._journal = []
+            if replays_journal(e):
+                tr.reader = JournalReader(e)
         return tr
 
     @staticmethod
-    def _take_journal(e):
-        pending = e._journal
-        if pending:
-            e._journal = []
-            _hand_to_marks(e, pending)
-        return pending
+    def _take_journal(tr):
+        """The events the element journaled since the last sync (other readers keep
+        theirs)."""
+        return tr.reader.drain() if tr.reader is not None else []
 
     def _due_snapshot(self, tr, now):
         """A snapshot of ``tr``'s element if it is new, or if its refresh is due and
@@ -277,12 +288,6 @@ class Syncer:
         st["bytes"] += nbytes
         st["last_ms"] = ms
         st["max_ms"] = max(st["max_ms"], ms)
-
-
-def _journal_off(e):
-    """Turn ``e``'s journal off unless another reader has a mark on it."""
-    if not _MARKS.get(e):
-        e._journal = None
 
 
 def _snapshot_entry(e, data):
@@ -341,6 +346,24 @@ def snapshot_now(router, path=None):
 
 # -- other readers of a journal ------------------------------------------------------------
 
+def _open_journal(e):
+    """Turn ``e``'s journal on if it is off (remembering that a reader did)."""
+    if e._journal is None:
+        e._journal = []
+        _TURNED_ON.add(e)
+
+
+def _closed(e, mark):
+    """``mark`` (or reader) stops reading ``e``'s journal: the journal goes off with
+    the last open one, if a mark or reader turned it on."""
+    marks = _MARKS.get(e, [])
+    if mark in marks:
+        marks.remove(mark)
+    if not marks and e in _TURNED_ON:
+        _TURNED_ON.discard(e)
+        e._journal = None
+
+
 class JournalMark:
     """A position in an element's journal, from ``journal_mark``."""
 
@@ -349,15 +372,14 @@ class JournalMark:
     def __init__(self, element, own):
         self.element, self.own = element, own
         self.list, self.pos = element._journal, len(element._journal)
-        self.taken = []           # events the syncer drained since the mark
+        self.taken = []           # events another reader drained since the mark
 
 
 def journal_mark(e):
     """Start reading ``e``'s journal from now on (turning it on if no store has),
     alongside the store's syncer; end with journal_since()."""
     own = e._journal is None
-    if own:
-        e._journal = []
+    _open_journal(e)
     m = JournalMark(e, own)
     _MARKS.setdefault(e, []).append(m)
     return m
@@ -365,26 +387,75 @@ def journal_mark(e):
 
 def journal_since(mark):
     """The events ``mark``'s element journaled since the mark, in order; closes the
-    mark (and turns the journal off again if the mark turned it on and no store
-    uses it)."""
+    mark (and turns the journal off again if no other mark or reader uses it and
+    a mark or reader turned it on)."""
     e = mark.element
     events = list(mark.taken)
     if e._journal is mark.list:
         events += mark.list[mark.pos:]
-    marks = _MARKS.get(e, [])
-    if mark in marks:
-        marks.remove(mark)
-    if mark.own and not marks and not any(
-            s._tracks(e) for s in list(_SYNCERS.values())):
-        e._journal = None
+    _closed(e, mark)
     return events
 
 
-def _hand_to_marks(e, drained):
-    """The syncer drained the list ``drained`` from ``e``: keep what each open mark
-    had not read yet, and move the marks to the fresh list."""
+class JournalReader(JournalMark):
+    """A reader that drains an element's journal again and again (the syncer's,
+    the replica sender's): ``drain()`` returns the events journaled since the
+    previous drain, or since the reader opened; ``close()`` ends it.  Made by
+    ``journal_reader(e)``."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self, element):
+        _open_journal(element)
+        super().__init__(element, False)
+        self.closed = False
+        _MARKS.setdefault(element, []).append(self)
+
+    def pending(self):
+        """How many events a drain() would return now (it takes none)."""
+        n = len(self.taken)
+        j = self.element._journal
+        if j is not None and j is self.list:
+            n += len(j) - self.pos
+        return n
+
+    def drain(self):
+        """The events journaled since the previous drain, in order.  The journal's
+        list is swapped for a fresh one, and the other marks and readers keep the
+        part of it they had not read."""
+        if self.closed:
+            return []
+        e = self.element
+        events, self.taken = self.taken, []
+        cur = e._journal
+        if cur is None:                   # turned off behind the readers' back
+            _open_journal(e)
+        elif cur is self.list:
+            events += cur[self.pos:] if self.pos else cur
+        if cur:
+            e._journal = []
+            _hand_to_marks(e, cur, self)
+        self.list, self.pos = e._journal, 0
+        return events
+
+    def close(self):
+        """Stop reading (the journal goes off if nothing else reads it)."""
+        if not self.closed:
+            self.closed = True
+            self.taken = []
+            _closed(self.element, self)
+
+
+def journal_reader(e):
+    """A :class:`JournalReader` on ``e``'s journal, turning it on if it is off."""
+    return JournalReader(e)
+
+
+def _hand_to_marks(e, drained, drainer=None):
+    """``drainer`` (a reader, or None) drained the list ``drained`` from ``e``: keep
+    what every other open mark had not read yet, and move them to the fresh list."""
     for m in _MARKS.get(e, ()):
-        if m.list is drained:
+        if m is not drainer and m.list is drained:
             m.taken += drained[m.pos:]
             m.list, m.pos = e._journal, 0
 

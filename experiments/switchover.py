@@ -1,0 +1,125 @@
+"""The ``switchover`` strategy: a make-before-break upgrade of an active/standby NF pair.
+
+It runs outside the NFs, because it is the SDN controller that moves the traffic
+(topologies/sdn.py with ``pair=True, replicate=True``; topologies/steering.py):
+
+* T1 -- the standby is restarted on the new version, as standby; the active notices it
+  (replication reconnects) and sends it a full resync, then every change.  An injected
+  delay is slept here (the old active keeps forwarding; labelled as injected).  T1 ends
+  when the active reports its replica in sync.
+* T2 -- the controller moves the traffic to the standby (one ordered change on every
+  switch, answered after the barriers; the old NF's output stays accepted, so what it
+  still holds is delivered), then the new active takes the active role.
+* T3 -- the old active is restarted on the new version as the standby; it ends when the
+  new active reports it in sync: redundancy restored.
+
+The phase record has the keys of the NF's own (nf/upgrade/manager.py), on the same
+CLOCK_MONOTONIC, so the ISSU report and the transfer drivers read it the same way.
+"""
+
+import json
+import os
+import time
+
+from nf.control import ControlClient, ControlError
+from topologies.sdn import PAIR, move_to, rest_port, steering_status
+
+__all__ = ["switchover", "replication", "wait_in_sync", "restart_nf"]
+
+SYNC_TIMEOUT = 60.0
+
+
+def replication(control):
+    """The NF's ``replication`` handler, parsed (None if the NF does not answer)."""
+    try:
+        c = ControlClient(control, timeout=2.0)
+        try:
+            return json.loads(c.read("replication"))
+        finally:
+            c.close()
+    except (ControlError, OSError, ValueError):
+        return None
+
+
+def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005):
+    """Block until the NF at ``control`` (active) reports its replica in sync, on a
+    connection newer than status ``after`` (so a stale in_sync of the connection to a peer
+    that was just restarted does not count); returns the last status.  Raises
+    RuntimeError after ``timeout`` s, with that status."""
+    deadline = time.monotonic() + timeout
+    seen = (after or {}).get("connections", -1)
+    st = None
+    while time.monotonic() < deadline:
+        st = replication(control)
+        if st and st.get("in_sync") and st.get("connections", 0) > seen:
+            return st
+        time.sleep(poll)
+    raise RuntimeError("the replica did not get in sync within %.0f s: %s" % (timeout, st))
+
+
+def restart_nf(topo, node, role, config=None, elements=None):
+    """Restart the NF process of pair member ``node`` (a running NFNode), optionally on a
+    new config and element directory, in replication role ``role``."""
+    name = node.name
+    peer = [n for n in PAIR if n != name][0]
+    extra = ["--replica-listen", topo.nf_paths(name)["replica"],
+             "--replicate-to", topo.nf_paths(peer)["replica"], "--role", role]
+    if elements:
+        extra += ["--elements", elements]
+    node.stop_nf()
+    if config:
+        node.nfconfig = config
+    node.extra = extra
+    node.start_nf()
+
+
+def _set_role(control, role):
+    c = ControlClient(control, timeout=5.0)
+    try:
+        c.write("replication_role", role)
+    finally:
+        c.close()
+
+
+def switchover(net, topo, package, config, delay=0.0):
+    """Upgrade the pair in ``net`` to ``package``/``config`` (with its elements/); returns
+    the phase record (never raises: a failure is the record's outcome and reason)."""
+    now = time.monotonic
+    rec = {"strategy": "switchover", "to": os.path.join(package, config),
+           "injected_delay_s": delay,
+           "injected_delay_note": "injected (the paper's upgrade delay), not a measured cost"
+           if delay else None, "T1_ms": None, "T2_ms": None, "T3_ms": None, "T4_ms": None,
+           "t_start_mono": now(), "t_stop_mono": None, "outcome": None, "reason": None}
+    try:
+        port = rest_port(net)
+        st = steering_status(port)
+        old, new = st["active"], st["standby"]
+        rec.update({"from_nf": old, "to_nf": new})
+        ctl = {n: topo.nf_paths(n)["control"] for n in PAIR}
+        cfg, elements = os.path.join(package, config), os.path.join(package, "elements")
+        # T1: the standby on the new version, in sync with the active.
+        before = replication(ctl[old])
+        restart_nf(topo, net.get(new), "standby", cfg, elements)
+        if delay:
+            time.sleep(delay)                   # injected: the old active forwards on
+        rec["sync_T1"] = wait_in_sync(ctl[old], before)
+        t_stop = now()
+        rec["T1_ms"] = round((t_stop - rec["t_start_mono"]) * 1000, 3)
+        # T2: the controller moves the traffic; the new NF takes the active role.
+        rec["t_stop_mono"] = t_stop
+        rec["move"] = move_to(port, new)
+        _set_role(ctl[new], "active")
+        t3 = now()
+        rec["T2_ms"] = round((t3 - t_stop) * 1000, 3)
+        rec["T2_basis"] = "controller move (barriers on every switch) and role change"
+        # T3: the old active on the new version, as the standby, in sync: redundancy back.
+        before = replication(ctl[new])
+        restart_nf(topo, net.get(old), "standby", cfg, elements)
+        rec["sync_T3"] = wait_in_sync(ctl[new], before)
+        rec["T3_ms"] = round((now() - t3) * 1000, 3)
+        rec["T4_ms"] = round(rec["T1_ms"] + rec["T2_ms"] + rec["T3_ms"], 3)
+        rec["outcome"] = "done"
+    except Exception as e:                      # the traffic's fate is the measurement
+        rec["outcome"], rec["reason"] = "failed", "%s: %s" % (type(e).__name__, e)
+    rec["t_end_mono"] = now()
+    return rec

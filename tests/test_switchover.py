@@ -1,0 +1,79 @@
+"""The ``switchover`` strategy on the sdn pair (root): a make-before-break upgrade of an
+active/standby NAT pair with live replication, moved by the SDN controller; and the
+controller's automatic failover when the active NF is killed.  Judged by the traffic
+tools: the download client (resets, restarts, content) and a sequence-numbered UDP stream
+(loss)."""
+
+import json
+import os
+import signal
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+V2 = os.path.join(ROOT, "upgrades", "nat-v2")
+
+
+def _probe(tb, rate, seconds):
+    """Start a probe receiver on srv1 and a sender on h1; returns a function that waits
+    for both and gives the receiver's report."""
+    from experiments.testbed import _line
+    rcv = tb.python(tb.topo.servers[0], ["experiments.probe", "recv", "--duration",
+                                         str(seconds + 20), "--bin", "0"])
+    assert json.loads(_line(rcv, 15))["ready"]
+    snd = tb.python(tb.topo.clients[0], ["experiments.probe", "send", tb.server_ip(),
+                                         "--rate", str(rate), "--duration", str(seconds)])
+
+    def result():
+        snd.wait(seconds + 30)
+        out, _ = rcv.communicate(timeout=30)
+        return json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+def _failures(trace):
+    with open(trace) as f:
+        return [json.loads(line)["ev"] for line in f
+                if json.loads(line)["ev"] in ("reset", "timeout", "eof_early", "restart")]
+
+
+@pytest.mark.root
+def test_switchover_keeps_a_download_and_a_udp_stream_whole(tmp_path):
+    from experiments.testbed import Testbed
+    from topologies.sdn import rest_port, steering_status
+    size = 8 * 1000 * 1000
+    trace = str(tmp_path / "trace.jsonl")
+    with Testbed(bw_mbit=20, pair=True) as tb:
+        tb.serve(size)
+        probe = _probe(tb, 2000, 8)
+        client = tb.transfer(trace, size, announce=(25,))
+        assert tb.wait_announced(client, 25, timeout=30)
+        rec = tb.upgrade(V2, "nat.click", "switchover",
+                         record_path=str(tmp_path / "upgrade.json"))
+        summary = tb.finish_transfer(client, timeout=60)
+        received = probe()
+        status = steering_status(rest_port(tb.net))
+    assert rec["outcome"] == "done", rec
+    assert all(rec[k] is not None for k in ("T1_ms", "T2_ms", "T3_ms", "T4_ms")), rec
+    assert status["active"] == "nf2" and status["standby"] == "nf1"
+    assert summary["ok"] and summary["verified"] and summary["restarts"] == 0, summary
+    assert _failures(trace) == []
+    assert received["complete"] and received["lost"] == 0, received
+
+
+@pytest.mark.root
+def test_killing_the_active_nf_fails_over_with_the_replicated_state(tmp_path):
+    from experiments.testbed import Testbed
+    from topologies.sdn import rest_port, steering_status
+    size = 6 * 1000 * 1000
+    trace = str(tmp_path / "trace.jsonl")
+    with Testbed(bw_mbit=20, pair=True) as tb:
+        tb.serve(size)
+        client = tb.transfer(trace, size, announce=(30,))
+        assert tb.wait_announced(client, 30, timeout=30)
+        tb.net.get("nf1").nfproc.send_signal(signal.SIGKILL)
+        summary = tb.finish_transfer(client, timeout=60)
+        status = steering_status(rest_port(tb.net))
+    assert status["active"] == "nf2" and status["failovers"] >= 1, status
+    # nf2 had the connection's mapping from the replica: the download just goes on.
+    assert summary["ok"] and summary["verified"] and summary["restarts"] == 0, summary
