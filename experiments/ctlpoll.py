@@ -59,11 +59,17 @@ class Poller:
     """
 
     def __init__(self, path, handler="upgrade_status", interval=0.01, out=None, timeout=None):
+        """``path``: a control socket, or a list of them -- the members of an NF pair: the
+        poll stays on one while it answers and moves to the next after an error, so it
+        follows the management plane of whichever NF is up (the record names it)."""
         if interval <= 0:
             raise ValueError("--interval must be positive seconds, got %r" % interval)
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive seconds, got %r" % timeout)
-        self.path, self.handler, self.interval, self.out = path, handler, interval, out
+        self.paths = [path] if isinstance(path, str) else list(path)
+        if not self.paths:
+            raise ValueError("give at least one control socket path")
+        self.path, self.handler, self.interval, self.out = self.paths[0], handler, interval, out
         self.timeout = timeout or max(MIN_TIMEOUT, TIMEOUT_INTERVALS * interval)
         self.samples = self.ok_samples = 0
         self._stopping = threading.Event()
@@ -104,11 +110,16 @@ class Poller:
             sent = time.monotonic()
             value = self._client.read(self.handler)
             t = time.monotonic()
-            return {"t": t, "ok": True, "latency_ms": round((t - sent) * 1000, 3),
-                    "value": value}
+            rec = {"t": t, "ok": True, "latency_ms": round((t - sent) * 1000, 3),
+                   "value": value}
         except Exception as e:          # any error: record it, start over on a new connection
             self._disconnect()
-            return {"t": time.monotonic(), "ok": False, "error": describe(e)}
+            rec = {"t": time.monotonic(), "ok": False, "error": describe(e)}
+        if len(self.paths) > 1:
+            rec["path"] = self.path
+            if not rec["ok"]:           # the next poll tries the pair's other member
+                self.path = self.paths[(self.paths.index(self.path) + 1) % len(self.paths)]
+        return rec
 
     def _disconnect(self):
         c, self._client = self._client, None

@@ -38,7 +38,7 @@ PACKAGES = {"upgrade": os.path.join(ROOT, "upgrades", "nat-v2"),
             "abort": os.path.join(ROOT, "upgrades", "nat-v2"),
             "rollback": os.path.join(ROOT, "upgrades", "nat-v2-broken")}
 EXPECTED = {"upgrade": "done", "abort": "aborted", "rollback": "rolled-back"}
-STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup")
+STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup", "switchover")
 STAGING_STRATEGIES = ("hotswap", "clickup")     # those that sleep the injected delay staging
 SCENARIOS = ("upgrade", "abort", "rollback")
 ABORT_DELAY_S, ABORT_AFTER_S = 3.0, 0.5         # injected staging delay; abort after this
@@ -163,13 +163,14 @@ class Trial:
         from experiments.ctlpoll import Poller
         from experiments.testbed import Testbed
         churn = self.load["churn"] > 0
-        with Testbed(clients=CLIENTS + churn, servers=SERVERS + churn) as tb:
+        with Testbed(clients=CLIENTS + churn, servers=SERVERS + churn,
+                     pair=self.strategy == "switchover") as tb:
             self.tb = tb
             self.meta = self._meta()
             pairs = self._pairs()
             self.meta["pairs"] = pairs
             self._save_meta()
-            with Poller(tb.control, out=self.path("control.jsonl")).start():
+            with Poller(tb.controls(), out=self.path("control.jsonl")).start():
                 self._establish_mappings()
                 self.meta["t_load_start_mono"] = time.monotonic()
                 tools = self._start_load(pairs)
@@ -196,7 +197,7 @@ class Trial:
                              "description": "%d clients -- Linux bridge -- NF (NAT, userspace, "
                              "AF_PACKET) -- Linux bridge -- %d servers; veth links, "
                              "unshaped" % (len(topo.clients), len(topo.servers))},
-                "nf_pid": self.tb.host("nf").nfproc.pid}
+                "nf_pid": self.tb.active_nf().nfproc.pid}
 
     def _save_meta(self):
         with open(self.path("trial.json"), "w") as f:
@@ -324,6 +325,10 @@ class Trial:
                "strategy": self.strategy, "delay": self.meta["injected_delay_s"]}
         self.meta["t_request_mono"] = time.monotonic()
         self._save_meta()
+        if self.strategy == "switchover":          # driven from outside the NFs
+            self.tb.upgrade(pkg, "nat.click", "switchover", req["delay"],
+                            record_path=self.path("upgrade.json"))
+            return
         try:
             rec = request_upgrade(self.tb.control, req, timeout=120,
                                   abort_after=ABORT_AFTER_S if self.scenario == "abort"
@@ -335,10 +340,12 @@ class Trial:
 
     def _snapshot(self, name):
         from nf.control import ControlClient, ControlError
-        snap = {"t_mono": time.monotonic(), "resources": resources(self.meta["nf_pid"],
-                                                                   self.dir)}
+        snap = {"t_mono": time.monotonic()}
         try:
-            c = ControlClient(self.tb.control, timeout=10)
+            node = self.tb.active_nf()              # the pair's active one after a switchover
+            snap["nf"] = node.name
+            snap["resources"] = resources(node.nfproc.pid, self.dir)
+            c = ControlClient(node.control, timeout=10)
             try:
                 snap["status"] = c.read("upgrade_status")
                 snap["flatconfig"] = c.read("flatconfig")
@@ -346,7 +353,7 @@ class Trial:
                 snap["table_size"] = int(c.read("rw.table_size"))
             finally:
                 c.close()
-        except (ControlError, OSError, ValueError) as e:
+        except (ControlError, OSError, ValueError, RuntimeError) as e:
             snap["error"] = "%s: %s" % (type(e).__name__, e)
         with open(self.path(name), "w") as f:
             json.dump(snap, f)

@@ -97,9 +97,23 @@ def switchover(net, topo, package, config, delay=0.0):
         rec.update({"from_nf": old, "to_nf": new})
         ctl = {n: topo.nf_paths(n)["control"] for n in PAIR}
         cfg, elements = os.path.join(package, config), os.path.join(package, "elements")
-        # T1: the standby on the new version, in sync with the active.
+        # T1: the standby on the new version, in sync with the active.  If the new
+        # version cannot start there, the standby goes back to the old one (rollback):
+        # the active never stopped forwarding.
         before = replication(ctl[old])
-        restart_nf(topo, net.get(new), "standby", cfg, elements)
+        node = net.get(new)
+        previous = (node.nfconfig, list(node.extra))
+        try:
+            restart_nf(topo, node, "standby", cfg, elements)
+        except RuntimeError as e:
+            node.nfconfig, node.extra = previous
+            node.start_nf()
+            wait_in_sync(ctl[old], before)
+            rec["T1_ms"] = round((now() - rec["t_start_mono"]) * 1000, 3)
+            rec["outcome"], rec["reason"] = "rolled-back", "the new version did not start " \
+                "on the standby %s: %s" % (new, str(e).splitlines()[-1][-300:])
+            rec["t_end_mono"] = now()
+            return rec
         if delay:
             time.sleep(delay)                   # injected: the old active forwards on
         rec["sync_T1"] = wait_in_sync(ctl[old], before)

@@ -72,6 +72,20 @@ class Testbed:
     def host(self, name):
         return self.net.get(name)
 
+    def active_nf(self):
+        """The NF node forwarding now: the pair's active one (asked of the controller), or
+        the only one."""
+        if not self.pair:
+            return self.net.get(self.topo.nf_name)
+        from topologies.sdn import rest_port, steering_status
+        return self.net.get(steering_status(rest_port(self.net))["active"])
+
+    def controls(self):
+        """Every NF's control socket (the pair's two, or the one)."""
+        if not self.pair:
+            return [self.control]
+        return [self.topo.nf_paths(n)["control"] for n in self.topo.nf_names]
+
     def server_ip(self, i=0):
         return self.topo.host_ip(self.topo.servers[i])
 

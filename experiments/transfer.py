@@ -30,7 +30,7 @@ from experiments.runner import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2 = os.path.join(ROOT, "upgrades", "nat-v2")
-STRATEGIES = ("none", "native", "hotswap", "clickup-restart", "clickup")
+STRATEGIES = ("none", "native", "hotswap", "clickup-restart", "clickup", "switchover")
 COLUMNS = ["experiment", "strategy", "point_pct", "delay_s", "trial", "transfer_s",
            "restarts", "bytes", "outcome"]
 
@@ -61,7 +61,7 @@ def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag, direction):
     ``point`` % -> the client's summary."""
     from experiments.testbed import Testbed
     trace = os.path.join(ctx.raw, "%s.trace.jsonl" % tag)
-    with Testbed(bw_mbit=bw_mbit) as tb:
+    with Testbed(bw_mbit=bw_mbit, pair=strategy == "switchover") as tb:
         tb.serve(size)
         client = tb.transfer(trace, size, direction,
                              announce=(point,) if strategy != "none" else ())

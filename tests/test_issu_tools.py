@@ -320,3 +320,14 @@ def test_ctlpoll_rejects_bad_options(capsys, tmp_path):
         ctlpoll.main(["x.sock", "--duration", "1", "--out", str(tmp_path / "o"),
                       "--interval", "0"])
     assert "--interval must be positive" in capsys.readouterr().err
+
+
+def test_ctlpoll_follows_a_pair_to_the_member_that_answers(control_router, tmp_path):
+    _, _, alive = control_router(CONFIG)
+    dead = str(tmp_path / "gone.sock")
+    out = tmp_path / "control.jsonl"
+    with ctlpoll.Poller([dead, alive], interval=0.01, out=str(out)):
+        time.sleep(0.2)
+    recs = _lines(out)
+    assert recs[0]["ok"] is False and recs[0]["path"] == dead
+    assert all(r["ok"] and r["path"] == alive for r in recs[1:]) and len(recs) > 5

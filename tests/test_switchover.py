@@ -77,3 +77,25 @@ def test_killing_the_active_nf_fails_over_with_the_replicated_state(tmp_path):
     assert status["active"] == "nf2" and status["failovers"] >= 1, status
     # nf2 had the connection's mapping from the replica: the download just goes on.
     assert summary["ok"] and summary["verified"] and summary["restarts"] == 0, summary
+
+
+@pytest.mark.root
+def test_a_new_version_that_cannot_start_on_the_standby_is_rolled_back_unnoticed(tmp_path):
+    from experiments.testbed import Testbed
+    from topologies.sdn import rest_port, steering_status
+    broken = os.path.join(ROOT, "upgrades", "nat-v2-broken")
+    size = 4 * 1000 * 1000
+    trace = str(tmp_path / "trace.jsonl")
+    with Testbed(bw_mbit=20, pair=True) as tb:
+        tb.serve(size)
+        probe = _probe(tb, 2000, 5)
+        client = tb.transfer(trace, size, announce=(25,))
+        assert tb.wait_announced(client, 25, timeout=30)
+        rec = tb.upgrade(broken, "nat.click", "switchover")
+        summary = tb.finish_transfer(client, timeout=60)
+        received = probe()
+        status = steering_status(rest_port(tb.net))
+    assert rec["outcome"] == "rolled-back" and "did not start" in rec["reason"], rec
+    assert status["active"] == "nf1" and status["moves"] == [], status
+    assert summary["ok"] and summary["restarts"] == 0 and _failures(trace) == []
+    assert received["lost"] == 0, received
