@@ -9,7 +9,10 @@ It runs outside the NFs, because it is the SDN controller that moves the traffic
   when the active reports its replica in sync.
 * T2 -- the controller moves the traffic to the standby (one ordered change on every
   switch, answered after the barriers; the old NF's output stays accepted, so what it
-  still holds is delivered), then the new active takes the active role.
+  still holds is delivered); once the old active's last changes are acknowledged by the
+  new one, the new one takes the active role.  Left open: a flow whose first packets
+  reach the old active in the milliseconds before the move and whose next packet reaches
+  the new one before that change has been replicated gets a second mapping there.
 * T3 -- the old active is restarted on the new version as the standby; it ends when the
   new active reports it in sync: redundancy restored.
 
@@ -119,9 +122,14 @@ def switchover(net, topo, package, config, delay=0.0):
         rec["sync_T1"] = wait_in_sync(ctl[old], before)
         t_stop = now()
         rec["T1_ms"] = round((t_stop - rec["t_start_mono"]) * 1000, 3)
-        # T2: the controller moves the traffic; the new NF takes the active role.
+        # T2: the controller moves the traffic; the new NF takes the active role.  The old
+        # active is in sync just before the move, and again after it, before the new one
+        # takes the active role (and stops listening): the state of packets it handled
+        # while the move went through reaches the new active too.
         rec["t_stop_mono"] = t_stop
+        wait_in_sync(ctl[old])
         rec["move"] = move_to(port, new)
+        rec["sync_after_move"] = wait_in_sync(ctl[old])
         _set_role(ctl[new], "active")
         t3 = now()
         rec["T2_ms"] = round((t3 - t_stop) * 1000, 3)
