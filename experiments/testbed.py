@@ -45,7 +45,7 @@ class Testbed:
         if self.pair:
             from topologies.sdn import SDN, network
             topo = SDN(clients=self.nclients, servers=self.nservers, bw=self.bw, tag=tag,
-                       pair=True, replicate=True)
+                       nf=self.nf, pair=True, replicate=True)
             self.control = topo.nf_paths("nf1")["control"]
             self._cm = network(topo=topo)
         else:
