@@ -4,7 +4,9 @@ Fifty parallel ``wget`` downloads of 1.2 MB files from a server behind the
 stateful firewall (configs/firewall.click), while an upgrade inserts a Log
 element (upgrades/firewall-log).  Per-file completion times come from the
 wget processes themselves (spawn to exit; a broken connection makes wget
-start the file again from byte 0).  Strategies: no upgrade, native, clickup.
+start the file again from byte 0).  Strategies: no upgrade, native, clickup,
+and switchover (a firewall pair on the sdn topology, steered by port by the
+controller: the standby is upgraded, then the traffic moved; experiments/switchover.py).
 The link is shaped so that the batch takes about as long as the paper's
 (33-51 s per file without upgrade); the upgrade starts at 40 % of that.
 """
@@ -19,7 +21,7 @@ from experiments.traffic import run_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "upgrades", "firewall-log")
-STRATEGIES = ("none", "native", "clickup")
+STRATEGIES = ("none", "native", "clickup", "switchover")
 COLUMNS = ["experiment", "strategy", "trial", "file", "completion_s", "restarts", "outcome"]
 FILE_BYTES = 1200 * 1000
 LINK_MBIT = 10.0
@@ -54,7 +56,7 @@ def firewall_wget(ctx):
 def _batch(ctx, strategy, trial, files, upgrade_at):
     tag = "%s-t%d" % (strategy, trial)
     results = [None] * files
-    with Testbed(bw_mbit=LINK_MBIT, nf="firewall") as tb:
+    with Testbed(bw_mbit=LINK_MBIT, nf="firewall", pair=strategy == "switchover") as tb:
         tb.serve(FILE_BYTES)
         client = tb.host(tb.topo.clients[0])
 

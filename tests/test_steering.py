@@ -194,7 +194,7 @@ def test_pair_replication_options():
 
 @pytest.mark.parametrize("params, msg", [
     ({"replicate": True}, "replicate=True needs pair=True"),
-    ({"pair": True, "nf": "firewall"}, "pair=True needs nf=nat"),
+    ({"pair": True, "nf": "router"}, "nf must be one of"),
     ({"pair": True, "control": "/tmp/x.sock"}, "with pair=True each NF has its own"),
     ({"pair": "yes"}, "pair must be True/False"),
 ])
@@ -397,3 +397,112 @@ def test_mn_custom_sdn_pair():
     assert rc == 0 and "*** download ok" in out, out
     assert "*** steering ok: active nf1, standby nf2, switches 1, 2" in out, out
     assert "suppressed" not in out, out
+
+
+# -- wire mode: a bump-in-the-wire NF (the firewall), steered by port ---------------------------
+
+def wire_config(**changes):
+    cfg = good_config(mode="wire", **changes)
+    if "nf_mac" not in changes:
+        del cfg["nf_mac"]
+    return cfg
+
+
+def wire_rules(active):
+    # NF MACs given anyway are ignored: in wire mode nothing is steered by MAC
+    return steering.switch_rules(NF_PORTS, HOSTS, [IN_MAC, OUT_MAC], active, mode="wire")
+
+
+def forward(rules, in_port, eth_dst):
+    """Where table 1 sends a frame: the outputs of the highest-priority rule that matches."""
+    hits = [r for r in rules if r.table == FORWARD
+            and r.match.get("in_port", in_port) == in_port
+            and r.match.get("eth_dst", eth_dst) == eth_dst]
+    assert hits, (in_port, eth_dst)
+    best = max(r.priority for r in hits)
+    assert len([r for r in hits if r.priority == best]) == 1, hits    # never ambiguous
+    return outputs([r for r in hits if r.priority == best][0])
+
+
+def test_wire_config_needs_no_nf_mac_and_mac_stays_the_default():
+    cfg = steering.parse_config(wire_config())
+    assert cfg["mode"] == "wire" and cfg["nf_mac"] == {} and cfg["active"] == "nf1"
+    assert steering.parse_config(good_config())["mode"] == "mac"
+    with pytest.raises(ConfigError, match='"mode" must be "mac" .* or "wire"'):
+        steering.parse_config(good_config(mode="bridge"))
+    with pytest.raises(ConfigError, match='"nf_mac" has no use in "wire" mode'):
+        steering.parse_config(wire_config(nf_mac=dict(sdn.NF_MAC)))
+    with pytest.raises(ConfigError, match='"nf_mac" must be an object'):
+        steering.parse_config(good_config(mode="mac", nf_mac=None))
+
+
+@pytest.mark.parametrize("active, standby", [("nf1", "nf2"), ("nf2", "nf1")])
+def test_wire_mode_sends_every_host_frame_to_the_active_nf_only(active, standby):
+    rules = wire_rules(active)
+    server, local = "aa:bb:cc:00:01:01", "aa:bb:cc:00:00:04"
+    for h in HOSTS:
+        # a frame for a host beyond the NF (its MAC is the host's own, never learned here)
+        assert forward(rules, h, server) == [NF_PORTS[active]]
+        assert forward(rules, h, steering.BROADCAST) == \
+            [NF_PORTS[active]] + [o for o in HOSTS if o != h]
+    # a host learned on this switch is reached directly, not through the NF
+    learned = rules + steering.learned_rules(local, 4)
+    assert forward(learned, 3, local) == [4]
+    assert forward(learned, 3, server) == [NF_PORTS[active]]
+    for p in NF_PORTS.values():
+        # either NF's output goes to the hosts (learned or flooded), never to the other NF
+        assert forward(rules, p, server) == HOSTS
+        assert forward(learned, p, local) == [4]
+        assert Rule(LEARN, 20, {"in_port": p}, (("goto", FORWARD),)) in rules
+    assert not any(NF_PORTS[standby] in outputs(r) for r in rules)
+    assert not any(r.match.get("eth_dst") in (IN_MAC, OUT_MAC) for r in rules)
+
+
+def test_wire_move_changes_exactly_the_host_to_nf_rules():
+    one, two = keys(wire_rules("nf1")), keys(wire_rules("nf2"))
+    assert one - two == keys(steering.nf_bound_rules(NF_PORTS, HOSTS, [], "nf1", mode="wire"))
+    assert two - one == keys(steering.nf_bound_rules(NF_PORTS, HOSTS, [], "nf2", mode="wire"))
+    assert len(one ^ two) == 2 * 2 * len(HOSTS)          # per host: unicast and broadcast
+    moved = steering.nf_bound_rules(NF_PORTS, HOSTS, [], "nf2", mode="wire")
+    assert {r.match["in_port"] for r in moved} == set(HOSTS)     # host -> NF rules only
+    # mac mode is untouched by the new parameter
+    assert rules_for("nf1") == steering.switch_rules(NF_PORTS, HOSTS, [IN_MAC, OUT_MAC],
+                                                     "nf1", mode="mac")
+    with pytest.raises(ValueError, match="unknown steering mode 'bridge'"):
+        steering.switch_rules(NF_PORTS, HOSTS, [], "nf1", mode="bridge")
+
+
+def test_firewall_pair_topology_generates_a_wire_config():
+    t = sdn.SDN(pair=True, nf="firewall", tag="pw")
+    assert t.nf_names == ["nf1", "nf2"] and t.steering_mode() == "wire"
+    for nf in ("nf1", "nf2"):
+        info = t.nodeInfo(nf)
+        assert info["nfconfig"] == ite.NFS["firewall"]
+        assert info["defines"]["in_if"] == nf + "-eth0" and info["defines"]["out_if"] == nf + "-eth1"
+        assert "addr2" not in t.linkInfo("pws1", nf)          # no shared MAC: hosts' MACs pass
+    assert "nf_mac" not in t.steering
+    cfg = steering.parse_config(t.steering)
+    assert cfg["mode"] == "wire" and cfg["switches"] == {
+        1: {"nf1": "pws1-eth1", "nf2": "pws1-eth2"}, 2: {"nf1": "pws2-eth1", "nf2": "pws2-eth2"}}
+    nat = sdn.SDN(pair=True, tag="pn").steering
+    assert nat["nf_mac"] == sdn.NF_MAC and "mode" not in nat          # nat: unchanged
+
+
+@root
+def test_firewall_pair_carries_traffic_through_nf1_and_a_move_sends_it_through_nf2():
+    with sdn.network(pair=True, nf="firewall", clients=2, servers=1, tag=tag("w")) as net:
+        port = sdn.rest_port(net)
+        assert sdn.steering_status(port)["mode"] == "wire"
+        assert ite.reach(net) == []
+        ok, msg = ite.download(net, nbytes=1000000, client=1)
+        assert ok, msg
+        before = sent(net)
+        # nf2 sees only the few IPv6 router solicitations the root namespace's end of its
+        # links sends directly (not through the switch); a firewall passes them on.
+        assert before["nf1"] > 50 and before["nf2"] < 10
+        answer = sdn.move_to(port, "nf2")
+        assert answer["active"] == "nf2" and answer["late"] == []
+        ok, msg = ite.download(net, nbytes=1000000)
+        assert ok, msg
+        after = sent(net)
+        assert after["nf1"] - before["nf1"] < 10 and after["nf2"] - before["nf2"] > 50

@@ -99,3 +99,38 @@ def test_a_new_version_that_cannot_start_on_the_standby_is_rolled_back_unnoticed
     assert status["active"] == "nf1" and status["moves"] == [], status
     assert summary["ok"] and summary["restarts"] == 0 and _failures(trace) == []
     assert received["lost"] == 0, received
+
+
+@pytest.mark.root
+def test_switchover_of_a_firewall_pair_keeps_a_download_whole(tmp_path):
+    """The bump-in-the-wire firewall, steered by port (wire mode): the replicated session
+    lets nf2 pass the download's packets after the move, and the Log element is in."""
+    from experiments.testbed import Testbed
+    from nf.control import ControlClient
+    from topologies.sdn import rest_port, steering_status
+    log_pkg = os.path.join(ROOT, "upgrades", "firewall-log")
+    size = 8 * 1000 * 1000
+    trace = str(tmp_path / "trace.jsonl")
+
+    def count(tb, nf, element="to_in"):          # to_in: the download's data frames
+        with ControlClient(tb.topo.nf_paths(nf)["control"]) as c:
+            return int(c.read(element + ".count"))
+    with Testbed(bw_mbit=20, pair=True, nf="firewall") as tb:
+        tb.serve(size)
+        client = tb.transfer(trace, size, announce=(25,))
+        assert tb.wait_announced(client, 25, timeout=30)
+        through = {nf: count(tb, nf) for nf in ("nf1", "nf2")}
+        rec = tb.upgrade(log_pkg, "firewall.click", "switchover",
+                         record_path=str(tmp_path / "upgrade.json"))
+        summary = tb.finish_transfer(client, timeout=60)
+        status = steering_status(rest_port(tb.net))
+        # nf2 was restarted in T1: its counters hold only what it carried as the active
+        after, logged = count(tb, "nf2"), count(tb, "nf2", "log")
+    # The standby sees only the few IPv6 router solicitations the root namespace's end of
+    # its links sends directly (not through the switch), and passes them on.
+    assert through["nf1"] > 1000 and through["nf2"] < 10, through
+    assert rec["outcome"] == "done", rec
+    assert status["mode"] == "wire" and status["active"] == "nf2", status
+    assert after > 1000 and logged > 100, (after, logged)
+    assert summary["ok"] and summary["verified"] and summary["restarts"] == 0, summary
+    assert _failures(trace) == []

@@ -25,8 +25,11 @@ Processes, and who stops them:
 ``network(**params)`` is ``ite.running(SDN(**params), controller=OsKenController)``.
 
 The standby pair (``pair=True``): two NF nodes, nf1 (active) and nf2, each with
-its inside port on s1 and outside port on s2; both carry the same fixed MACs
-(``NF_MAC``), so hosts never see which one forwards.  The controller then runs
+its inside port on s1 and outside port on s2.  With ``nf=nat`` both carry the same
+fixed MACs (``NF_MAC``), so hosts never see which one forwards, and the steering
+app steers by that MAC (mode "mac"); with ``nf=firewall`` -- a bump in the wire,
+whose frames keep the hosts' MACs -- it steers every host frame by port (mode
+"wire") and the NF ports need no shared MAC.  The controller then runs
 the NFSteering app (topologies/steering.py) with the config the topology
 generates (``SDN.steering``) and a REST port of its own
 (``OsKenController.rest_port``); ``steering_status(port)`` and
@@ -268,9 +271,6 @@ class SDN(ite.ITE):
         if self.replicate and not self.pair:
             raise ValueError("replicate=True needs pair=True: replication runs between "
                              "the pair's NFs")
-        if self.pair and params.get("nf", "nat") != "nat":
-            raise ValueError("pair=True needs nf=nat: steering matches the NF's own MAC, "
-                             "and a firewall (a bump in the wire) has none")
         if self.pair and params.get("control"):
             raise ValueError("control= names the single NF's socket; with pair=True each NF "
                              "has its own (SDN.nf_paths)")
@@ -300,9 +300,10 @@ class SDN(ite.ITE):
         cls, extra = self.SWITCHES[self._kind(switch, len(hosts))]
         sw = self.addSwitch("%ss%d" % (self.tag, index), cls=cls, dpid="%016x" % index,
                             **extra)
+        # A NAT answers for its addresses, so both carry its MACs; a firewall has none.
+        addr = {"addr2": NF_MAC[_SIDES[nf_port]]} if self.steering_mode() == "mac" else {}
         for nf in PAIR:
-            self.addLink(sw, nf, port2=nf_port, addr2=NF_MAC[_SIDES[nf_port]],
-                         **self.linkopts)
+            self.addLink(sw, nf, port2=nf_port, **dict(addr, **self.linkopts))
         for h in hosts:
             self.addLink(h, sw, **self.linkopts)
         return None
@@ -322,16 +323,23 @@ class SDN(ite.ITE):
                 "--replicate-to", self.nf_paths(peer)["replica"],
                 "--role", "active" if nf == PAIR[0] else "standby"]
 
+    def steering_mode(self):
+        """NFSteering's mode for this NF: "mac" (a NAT's own MAC) or "wire" (a firewall,
+        a bump in the wire: every host frame to the active NF)."""
+        return "wire" if self.nf == "firewall" else "mac"
+
     def steering_config(self):
         """NFSteering's configuration for this pair (topologies/steering.py): each
-        switch's NF ports by the interface names Mininet gives them."""
+        switch's NF ports by the interface names Mininet gives them, and the NF's MACs
+        (mode "mac") or mode "wire"."""
         switches = {}
         for index in (1, 2):
             sw = "%ss%d" % (self.tag, index)
             switches[str(index)] = {nf: "%s-eth%d" % (sw, self.port(sw, nf)[0]) for nf in PAIR}
-        return {"nf_mac": dict(NF_MAC), "switches": switches, "active": PAIR[0],
-                "health": {nf: self.nf_paths(nf)["control"] for nf in PAIR},
-                "health_interval": 0.05, "health_failures": 3}
+        cfg = {"nf_mac": dict(NF_MAC)} if self.steering_mode() == "mac" else {"mode": "wire"}
+        return dict(cfg, switches=switches, active=PAIR[0],
+                    health={nf: self.nf_paths(nf)["control"] for nf in PAIR},
+                    health_interval=0.05, health_failures=3)
 
 
 def network(controller=OsKenController, topo=None, **params):

@@ -13,6 +13,15 @@ switch has a port to each.  Per switch (OpenFlow 1.3) two tables:
   to the host ports (never to the other NF); unknown unicast from a host to
   the other host ports.
 
+Two steering modes (config key ``mode``):
+
+* ``mac`` (the default, a NAT): NF-bound means addressed to the NF's MAC, as above.
+* ``wire`` (a firewall, a bump in the wire with no MAC of its own: frames keep
+  the hosts' MACs): every frame from a host port goes to the active NF, except
+  to a host learned on the same switch (hosts' broadcasts also to the other
+  host ports); both NF ports' output goes to the host ports as in ``mac`` mode.
+  The NF-bound rules are then the per-host-port rules to the active NF.
+
 A move rewrites only the NF-bound rules: FlowMods on every switch, then a
 barrier on each; it is done when every barrier reply is in.  The old NF's
 output stays accepted, so packets it still holds are delivered.  A health
@@ -25,7 +34,8 @@ failures in a row.  REST on 127.0.0.1 (stdlib wsgiref: os-ken 4 dropped
     POST /clickup/active {"nf": "nf2"} -> {"active", "move_ms", "t_start_mono", "t_end_mono"}
 
 The pure parts -- ``parse_config``/``load_config`` and the rules a switch gets
-(``switch_rules``, ``nf_bound_rules``, ``learned_rules``, ``port_roles``) --
+(``switch_rules``, ``nf_bound_rules``, ``learned_rules``, ``port_roles``, for either
+mode) --
 need no controller.  Started by ``python -m topologies.controller --app
 steering --config FILE --rest-port PORT`` (topologies/controller.py).
 """
@@ -43,18 +53,21 @@ from topologies.controller import BaseApp, FRAMEWORK, _m, handler, ofp_event, of
     set_ev_cls
 
 __all__ = ["NFSteering", "ConfigError", "Rule", "parse_config", "load_config", "port_roles",
-           "switch_rules", "nf_bound_rules", "learned_rules", "LEARN", "FORWARD"]
+           "switch_rules", "nf_bound_rules", "learned_rules", "LEARN", "FORWARD", "MAC", "WIRE",
+           "MODES"]
 
 LOG = logging.getLogger("clickup.steering")
 hub = _m("lib.hub")
 
 LEARN, FORWARD = 0, 1                 # the two tables
+MAC, WIRE = "mac", "wire"             # steering modes (module doc)
+MODES = (MAC, WIRE)
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 OFPP_MAX = 0xffffff00                 # port numbers above this are reserved (LOCAL, ...)
 PACKET_IN_BYTES = 64                  # the controller only needs the Ethernet header
 BARRIER_TIMEOUT = 5.0
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_KEYS = {"nf_mac", "switches", "active", "health", "health_interval", "health_failures",
+_KEYS = {"mode", "nf_mac", "switches", "active", "health", "health_interval", "health_failures",
          "health_timeout"}
 
 # table, priority, match (dict of OFPMatch fields), actions: ("output", port) |
@@ -82,7 +95,8 @@ def load_config(path):
 
 def parse_config(data, where="the steering config"):
     """Check ``data`` (the decoded JSON) and return it normalised: dpids as ints, MACs in
-    lower case, ``nfs`` (the two NF names, sorted) and the health defaults filled in."""
+    lower case (``{}`` in wire mode), ``mode``, ``nfs`` (the two NF names, sorted) and the
+    health defaults filled in."""
     def fail(msg):
         raise ConfigError("%s: %s" % (where, msg))
     if not isinstance(data, dict):
@@ -90,7 +104,16 @@ def parse_config(data, where="the steering config"):
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         fail("unknown key(s) %s; the keys are %s" % (", ".join(unknown), ", ".join(sorted(_KEYS))))
-    macs = _nf_macs(data.get("nf_mac"), fail)
+    mode = data.get("mode", MAC)
+    if mode not in MODES:
+        fail('"mode" must be "mac" (steer frames to the NF\'s MAC, e.g. a NAT) or "wire" '
+             '(every host frame to the active NF, e.g. a bump-in-the-wire firewall), not %r'
+             % (mode,))
+    if mode == WIRE and "nf_mac" in data:
+        # Silently ignoring it would hide a config meant for the other mode.
+        fail('"nf_mac" has no use in "wire" mode (frames keep the hosts\' MACs and are '
+             'steered by port): remove it, or use "mode": "mac"')
+    macs = _nf_macs(data.get("nf_mac"), fail) if mode == MAC else {}
     switches, nfs = _switches(data.get("switches"), fail)
     active = data.get("active")
     if active not in nfs:
@@ -105,7 +128,7 @@ def parse_config(data, where="the steering config"):
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
         fail('"health_failures" must be a whole number >= 1, not %r' % (failures,))
     timeout = _number(data, "health_timeout", max(0.1, 2 * interval), fail)
-    return {"nf_mac": macs, "switches": switches, "nfs": nfs, "active": active,
+    return {"mode": mode, "nf_mac": macs, "switches": switches, "nfs": nfs, "active": active,
             "health": dict(health), "health_interval": interval, "health_failures": failures,
             "health_timeout": timeout}
 
@@ -172,26 +195,40 @@ def _out(*ports):
     return tuple(("output", p) for p in ports)
 
 
-def nf_bound_rules(nf_ports, host_ports, nf_macs, active):
-    """The rules a move rewrites: frames to an NF MAC, and hosts' broadcasts, go to the
-    active NF (broadcasts also to the other host ports)."""
+def _check_mode(mode):
+    if mode not in MODES:
+        raise ValueError("unknown steering mode %r: choose %s" % (mode, " or ".join(MODES)))
+
+
+def nf_bound_rules(nf_ports, host_ports, nf_macs, active, mode=MAC):
+    """The rules a move rewrites: hosts' broadcasts go to the active NF (and the other
+    host ports); in ``mac`` mode frames to an NF MAC go to it, in ``wire`` mode every other
+    frame from a host port (below the learned hosts' priority: a host on the same switch
+    is reached directly).  ``nf_macs`` is unused in wire mode."""
+    _check_mode(mode)
     to_nf = nf_ports[active]
-    rules = [Rule(FORWARD, 30, {"eth_dst": mac}, _out(to_nf)) for mac in sorted(set(nf_macs))]
+    if mode == WIRE:
+        rules = [Rule(FORWARD, 5, {"in_port": h}, _out(to_nf)) for h in host_ports]
+    else:
+        rules = [Rule(FORWARD, 30, {"eth_dst": mac}, _out(to_nf))
+                 for mac in sorted(set(nf_macs))]
     rules += [Rule(FORWARD, 30, {"in_port": h, "eth_dst": BROADCAST},
                    _out(to_nf, *[o for o in host_ports if o != h])) for h in host_ports]
     return rules
 
 
-def switch_rules(nf_ports, host_ports, nf_macs, active):
+def switch_rules(nf_ports, host_ports, nf_macs, active, mode=MAC):
     """Every rule a switch gets when it connects, for ``active`` NF (see the module doc)."""
+    _check_mode(mode)
     rules = [Rule(LEARN, 0, {}, (("controller", PACKET_IN_BYTES), ("goto", FORWARD)))]
     for nf in sorted(nf_ports):
         p = nf_ports[nf]
         rules.append(Rule(LEARN, 20, {"in_port": p}, (("goto", FORWARD),)))   # never learned
         rules.append(Rule(FORWARD, 10, {"in_port": p}, _out(*host_ports)))
-    rules += [Rule(FORWARD, 5, {"in_port": h}, _out(*[o for o in host_ports if o != h]))
-              for h in host_ports]
-    return rules + nf_bound_rules(nf_ports, host_ports, nf_macs, active)
+    if mode == MAC:       # unknown unicast stays on this side; in wire mode it is NF-bound
+        rules += [Rule(FORWARD, 5, {"in_port": h}, _out(*[o for o in host_ports if o != h]))
+                  for h in host_ports]
+    return rules + nf_bound_rules(nf_ports, host_ports, nf_macs, active, mode)
 
 
 def learned_rules(mac, port):
@@ -303,7 +340,8 @@ class NFSteering(BaseApp):
                                               table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY,
                                               out_group=ofp.OFPG_ANY, match=parser.OFPMatch()))
                 self.learned[dp.id] = {}
-            for rule in switch_rules(*roles, self.cfg["nf_mac"].values(), self.active):
+            for rule in switch_rules(*roles, self.cfg["nf_mac"].values(), self.active,
+                                     self.cfg["mode"]):
                 dp.send_msg(_flow_mod(dp, rule))
             self.roles[dp.id] = roles
             self.datapaths[dp.id] = dp
@@ -350,7 +388,8 @@ class NFSteering(BaseApp):
                 self.active = to
                 for dp in dps:
                     for rule in nf_bound_rules(*self.roles[dp.id],
-                                               self.cfg["nf_mac"].values(), to):
+                                               self.cfg["nf_mac"].values(), to,
+                                               self.cfg["mode"]):
                         dp.send_msg(_flow_mod(dp, rule))
                 waits = [(dp.id, self._barrier(dp)) for dp in dps]
             # Wait without _lock: the barrier replies arrive on the event thread.
@@ -381,6 +420,7 @@ class NFSteering(BaseApp):
     def status(self):
         with self._lock:
             return {"active": self.active, "standby": self.other(self.active),
+                    "mode": self.cfg["mode"],
                     "nfs": list(self.cfg["nfs"]), "moves": list(self.moves),
                     "failovers": self.failovers, "health": dict(self.health),
                     "switches": {str(d): {"nf_ports": r[0], "host_ports": r[1]}
