@@ -271,7 +271,7 @@ def _add_replica_options(p):
 
 def _replica_args_problem(args):
     """What is wrong with the replication options (checked before any device opens)."""
-    from .state.replica import listen_path_problem, peer_path_problem
+    from .state.wire import listen_path_problem, peer_path_problem
     listen, peer = args.replica_listen, args.replicate_to
     if not listen and not peer:
         for opt, value in (("--role", args.role), ("--replica-interval",

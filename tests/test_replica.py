@@ -25,7 +25,8 @@ from nf.packet import Packet
 from nf.testing import load_module_file
 from nf.router import Router
 from nf.control import ControlServer
-from nf.state.replica import FrameReader, Replication, _json_pieces, frame
+from nf.state.replica import Replication
+from nf.state.wire import FrameReader, _json_pieces, frame
 from nf.state.sync import attach, journal_reader
 from nf.state.store import load
 
