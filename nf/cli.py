@@ -112,6 +112,14 @@ def cmd_run(args):
         return 1
     if args.store and not _start_store(router, args):
         return 1
+    args.store_temporary = bool(handoff and handoff.get("store_temporary"))
+    if args.store_temporary:
+        # The restart strategy's one-off snapshot became this process's store; it is no
+        # one's to keep, so it goes when this process exits -- but not when it execs the
+        # next version (atexit does not run then), which recovers from it.
+        import atexit
+        path = args.store
+        atexit.register(lambda: os.path.exists(path) and os.unlink(path))
     if args.control:
         try:
             ControlServer(router, args.control)
@@ -142,6 +150,7 @@ def _run_options(args):
     return {"config": os.path.abspath(args.config), "defines": _defines(args.define),
             "elements": os.path.abspath(args.elements) if args.elements else None,
             "control": args.control, "pidfile": args.pidfile, "store": args.store,
+            "store_temporary": getattr(args, "store_temporary", False),
             "sync_interval": args.sync_interval,
             "replica_listen": args.replica_listen, "replicate_to": args.replicate_to,
             "role": args.role, "replica_interval": args.replica_interval}

@@ -77,3 +77,28 @@ def test_tcp_download_across_upgrade(nat, strategy, survives):
     else:
         assert got["reset"], "the client saw no RST: %s" % got
         assert got["bytes"] < SIZE
+
+
+def test_clickup_restart_without_a_store_keeps_state_and_leaves_no_file(tmp_path):
+    """Without --store, clickup-restart hands the state over in a one-off snapshot; the
+    next version takes it over (also through a second restart) and deletes it on exit."""
+    import tempfile
+    from nf.control import ControlClient
+    from topologies.netns import ThreeNode
+    with ThreeNode(mode="nf") as t:
+        sock = str(tmp_path / "nat.sock")
+        p = t.start_nf(os.path.join(ROOT, "configs", "nat.click"), sock)
+        store = os.path.join(tempfile.gettempdir(), "clickup-state-%d.db" % p.pid)
+
+        def mappings():
+            with ControlClient(sock) as c:
+                return int(c.read("rw.table_size"))
+        t.probe_stream(500, 1, lambda: None, after=0.5)
+        assert mappings() >= 1
+        for _ in range(2):
+            rec = _upgrade(sock, "clickup-restart")
+            assert rec["outcome"] == "done", rec
+            assert mappings() >= 1, "the restarted NAT recovered its mappings"
+            assert os.path.exists(store), "the running NF keeps its store"
+        t.kill(p)
+    assert not os.path.exists(store), "the one-off snapshot went with the NF"

@@ -63,7 +63,10 @@ class _Restart(Strategy):
                "defines": opts.get("defines") or {}}
         rec = dict(m.record)
         handoff = {"record": rec, "t_stop": t_stop, "strategy": self.name, "delay": self.delay,
-                   "new": new, "old": old, "store": store, "options": opts}
+                   "new": new, "old": old, "store": store, "options": opts,
+                   # a one-off snapshot (no --store): the new process deletes it when it exits
+                   "store_temporary": bool(store) and (store != opts.get("store") or
+                                                       bool(opts.get("store_temporary")))}
         fd, path = tempfile.mkstemp(prefix="clickup-handoff-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(handoff, f)
