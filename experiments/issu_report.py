@@ -25,7 +25,7 @@ import statistics
 import sys
 
 from experiments.iperf import IperfError, parse_json, udp_summary
-from experiments.results import save_json
+from experiments.results import resolve_run, save_json
 from experiments.runner import load_json_lines
 
 EXPECTED = {"upgrade": "done", "abort": "aborted", "rollback": "rolled-back"}
@@ -789,11 +789,10 @@ def _resolve(run_dir):
     if not os.path.isdir(run_dir):
         raise ReportError("%s: no such folder (expected an issu run folder such as "
                           "results/issu/<timestamp>/)" % run_dir)
-    if not os.path.isdir(os.path.join(run_dir, "raw")) and \
-            os.path.isdir(os.path.join(run_dir, "latest", "raw")):
-        return os.path.realpath(os.path.join(run_dir, "latest"))
-    if not os.path.isdir(os.path.join(run_dir, "raw")) and \
-            not os.path.exists(os.path.join(run_dir, "provenance.json")):
+    run = resolve_run(run_dir, "raw")
+    if run is not None:
+        return run
+    if not os.path.exists(os.path.join(run_dir, "provenance.json")):
         raise ReportError("%s has neither raw/ nor provenance.json: expected a run folder "
                           "written by `clickup run issu` (results/issu/<timestamp>/)" % run_dir)
     return run_dir

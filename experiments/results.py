@@ -62,6 +62,18 @@ def run_dir(name, base=None):
     return d
 
 
+def resolve_run(path, marker):
+    """The run folder at ``path``: ``path`` itself if it holds ``marker`` (a file or folder
+    every run of its kind has), else its ``latest`` run when ``path`` is an experiment's
+    folder (results/<name>/) -- the link run_dir keeps -- else None."""
+    if os.path.exists(os.path.join(path, marker)):
+        return path
+    latest = os.path.join(path, "latest")
+    if os.path.exists(os.path.join(latest, marker)):
+        return os.path.realpath(latest)
+    return None
+
+
 def save_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True, default=str)

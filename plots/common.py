@@ -24,6 +24,7 @@ import sys
 import textwrap
 
 import plots
+from experiments.results import resolve_run
 
 PAPER_LABEL = "paper (CLICK-UP, 2020)"
 
@@ -124,13 +125,11 @@ def resolve_dir(path):
     if not os.path.isdir(path):
         raise PlotError("%s: no such folder (expected a run folder such as "
                         "results/<name>/<timestamp>/)" % path)
-    if not os.path.exists(os.path.join(path, "results.csv")) and \
-            os.path.exists(os.path.join(path, "latest", "results.csv")):
-        return os.path.realpath(os.path.join(path, "latest"))
-    if not os.path.exists(os.path.join(path, "results.csv")):
+    run = resolve_run(path, "results.csv")
+    if run is None:
         raise PlotError("no results.csv in %s: expected a run folder written by "
                         "`clickup run NAME` (results/<name>/<timestamp>/)" % path)
-    return path
+    return run
 
 
 def detect_experiment(path, summary, provenance, rows):
