@@ -31,10 +31,7 @@ UPGRADE_AT = 0.4          # of the batch's expected duration
 @experiment("firewall-wget", COLUMNS, "file", "completion_s",
             "50 parallel wget downloads through the firewall while a Log element is inserted")
 def firewall_wget(ctx):
-    strategies = ctx.args.strategies.split(",") if ctx.args.strategies else list(STRATEGIES)
-    bad = [s for s in strategies if s not in STRATEGIES]
-    if bad:
-        raise SystemExit("clickup run: unknown strategies %s" % ", ".join(bad))
+    strategies = ctx.choose(ctx.args.strategies, STRATEGIES, STRATEGIES)
     files = 10 if ctx.args.quick else 50
     expected = files * FILE_BYTES * 8 / (LINK_MBIT * 1e6)
     ctx.params = {"files": files, "file_bytes": FILE_BYTES, "link_mbit": LINK_MBIT,

@@ -20,10 +20,7 @@ COLUMNS = ["experiment", "strategy", "modules", "trial", "integration_ms", "paus
 @experiment("integration", COLUMNS, "modules", "integration_ms",
             "integration latency vs the number of new modules, per strategy", unit="ms")
 def integration(ctx):
-    strategies = ctx.args.strategies.split(",") if ctx.args.strategies else list(STRATEGIES)
-    bad = [s for s in strategies if s not in STRATEGIES]
-    if bad:
-        raise SystemExit("clickup run: unknown strategies %s" % ", ".join(bad))
+    strategies = ctx.choose(ctx.args.strategies, STRATEGIES, STRATEGIES)
     modules = (1, 5) if ctx.args.quick else (1,) + tuple(range(5, 55, 5))
     ctx.params = {"mappings": bi.FLOWS, "modules": list(modules), "trials": ctx.args.trials}
     pkgs_dir = os.path.join(ctx.raw, "packages")

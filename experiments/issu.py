@@ -93,15 +93,6 @@ def runs(strategies, scenarios):
     return out
 
 
-def _choice(text, known, what):
-    chosen = [x for x in (text or "").split(",") if x]
-    bad = [x for x in chosen if x not in known]
-    if bad:
-        raise SystemExit("clickup run issu: unknown %s %s (known: %s)"
-                         % (what, ", ".join(bad), ", ".join(known)))
-    return chosen
-
-
 @experiment("issu", COLUMNS, "scenario", "TPL_frames",
             "RFC 7654 ISSU benchmark: T1/T2/TPL/T3/T4 per strategy, report.md", unit="frames",
             trials=5,
@@ -115,9 +106,9 @@ def issu(ctx):
         load = parse_load(ctx.args.load, ctx.args.quick)
     except ValueError as e:
         raise SystemExit("clickup run issu: %s" % e) from None
-    strategies = _choice(ctx.args.strategies, STRATEGIES, "strategies") or \
-        (["native", "clickup"] if ctx.args.quick else list(STRATEGIES))
-    scenarios = _choice(ctx.args.scenarios, SCENARIOS, "scenarios") or list(SCENARIOS)
+    strategies = ctx.choose(ctx.args.strategies, STRATEGIES,
+                            ("native", "clickup") if ctx.args.quick else STRATEGIES)
+    scenarios = ctx.choose(ctx.args.scenarios, SCENARIOS, SCENARIOS, "scenarios")
     plan = runs(strategies, scenarios)
     if not plan:
         raise SystemExit("clickup run issu: nothing to run (abort needs one of %s)"

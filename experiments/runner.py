@@ -59,6 +59,16 @@ class Context:
         self.t0 = time.time()
         self.skipped = 0
 
+    def choose(self, text, known, default, what="strategies"):
+        """The names in ``text`` (an option's comma-separated value), else ``default``;
+        SystemExit naming the unknown ones and the known."""
+        chosen = [x for x in (text or "").split(",") if x] or list(default)
+        bad = [x for x in chosen if x not in known]
+        if bad:
+            raise SystemExit("clickup run %s: unknown %s %s (known: %s)"
+                             % (self.name, what, ", ".join(bad), ", ".join(known)))
+        return chosen
+
     def done(self, **key):
         """True if a successful row with these column values is already there (resume)."""
         want = {k: _number(v) for k, v in key.items()}

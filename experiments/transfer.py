@@ -41,15 +41,6 @@ PAPER_SECONDS = 43.218
 QUICK_BYTES = 50 * 1000 * 1000     # ~9 s at the paper's rate
 
 
-def _strategies(ctx, default):
-    chosen = ctx.args.strategies.split(",") if ctx.args.strategies else list(default)
-    bad = [s for s in chosen if s not in STRATEGIES]
-    if bad:
-        raise SystemExit("clickup run: unknown strategies %s (known: %s)"
-                         % (", ".join(bad), ", ".join(STRATEGIES)))
-    return chosen
-
-
 def _scale(ctx):
     size = QUICK_BYTES if ctx.args.quick else int(PAPER_BITS / 8)
     bw_mbit = PAPER_BITS / PAPER_SECONDS / 1e6        # ~46.3 Mbit/s
@@ -109,8 +100,8 @@ def _sweep(ctx, points, name, direction):
 @experiment("transfer-point", COLUMNS, "point_pct", "transfer_s",
             "download time vs the upgrade point, per strategy")
 def transfer_point(ctx):
-    strategies = _strategies(ctx, STRATEGIES if not ctx.args.quick else ("none", "native",
-                                                                         "clickup"))
+    strategies = ctx.choose(ctx.args.strategies, STRATEGIES,
+                            ("none", "native", "clickup") if ctx.args.quick else STRATEGIES)
     pcts = (10, 30, 50, 70, 90) if ctx.args.quick else tuple(range(0, 100, 10))
     points = []
     for s in strategies:
@@ -122,8 +113,9 @@ def transfer_point(ctx):
 @experiment("transfer-delay", COLUMNS, "delay_s", "transfer_s",
             "upload time vs the injected upgrade delay at 50 %, per strategy")
 def transfer_delay(ctx):
-    strategies = _strategies(ctx, ("native", "clickup-restart", "clickup")
-                             if not ctx.args.quick else ("native", "clickup"))
+    strategies = ctx.choose(ctx.args.strategies, STRATEGIES,
+                            ("native", "clickup") if ctx.args.quick
+                            else ("native", "clickup-restart", "clickup"))
     delays = (0, 3) if ctx.args.quick else tuple(range(0, 16))
     _sweep(ctx, [(s, 50, float(d)) for s in strategies for d in delays], "transfer-delay",
            "up")
