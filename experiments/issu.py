@@ -32,6 +32,7 @@ import time
 
 from experiments.issu_report import COLUMNS, csv_row, trial_metrics
 from experiments.runner import experiment
+from experiments.testbed import expect_ready
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = {"upgrade": os.path.join(ROOT, "upgrades", "nat-v2"),
@@ -239,14 +240,14 @@ class Trial:
                     "experiments.probe", "recv", "--port", str(p["dport"]), "--duration",
                     str(dur + 15), "--bin", "0.01"])))
             elif p["kind"] == "iperf":                # one-off server, stopped by PID
-                self._popen(p["server"], ["iperf3", "-s", "-1", "-p", str(p["dport"])])
+                self.tb.popen(p["server"], ["iperf3", "-s", "-1", "-p", str(p["dport"])])
             elif p["kind"] in ("tcp", "churn") and p["server"] not in servers_with_files:
                 servers_with_files.add(p["server"])
                 size = 1000 if p["kind"] == "churn" else int(load["tcp_rate_Bps"] * dur)
                 rate = None if p["kind"] == "churn" else load["tcp_rate_Bps"]
                 tb.serve(size, server=tb.topo.servers.index(p["server"]), rate=rate)
         for p, r in tools["receivers"]:
-            _expect_ready(r, "probe receiver on %s" % p["server"])
+            expect_ready(r, "probe receiver on %s" % p["server"])
         time.sleep(0.3)                          # iperf3 servers listening
         for p in pairs:
             if p["kind"] == "probe":
@@ -256,7 +257,7 @@ class Trial:
                     "--size", str(load["payload_bytes"])])))
             elif p["kind"] == "iperf":
                 bps = load["iperf_pps"] * load["payload_bytes"] * 8
-                tools["iperf"].append((p, self._popen(p["client"], [
+                tools["iperf"].append((p, self.tb.popen(p["client"], [
                     "iperf3", "-c", p["dst"], "-p", str(p["dport"]), "-u", "-b", str(bps),
                     "-l", str(load["payload_bytes"]), "-t", str(int(round(dur))), "-J"])))
             elif p["kind"] == "tcp":
@@ -270,11 +271,6 @@ class Trial:
                     str(load["churn"]), "--duration", str(dur), "--out",
                     self.path("churn.json")])
         return tools
-
-    def _popen(self, host, cmd):
-        p = self.tb.host(host).popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.tb.procs.append(p)
-        return p
 
     def _finish_load(self, tools):
         limit = self.load["duration_s"] + 60
@@ -336,14 +332,11 @@ class Trial:
             node = self.tb.active_nf()              # the pair's active one after a switchover
             snap["nf"] = node.name
             snap["resources"] = resources(node.nfproc.pid, self.dir)
-            c = ControlClient(node.control, timeout=10)
-            try:
+            with ControlClient(node.control, timeout=10) as c:
                 snap["status"] = c.read("upgrade_status")
                 snap["flatconfig"] = c.read("flatconfig")
                 snap["mappings"] = c.read("rw.mappings")
                 snap["table_size"] = int(c.read("rw.table_size"))
-            finally:
-                c.close()
         except (ControlError, OSError, ValueError, RuntimeError) as e:
             snap["error"] = "%s: %s" % (type(e).__name__, e)
         with open(self.path(name), "w") as f:
@@ -370,14 +363,6 @@ def resources(pid, folder):
     out["disk_free_mb"] = round(shutil.disk_usage(folder).free / 2**20, 1)
     out["load1"] = os.getloadavg()[0]
     return out
-
-
-def _expect_ready(p, what, timeout=15):
-    from experiments.testbed import _line
-    line = _line(p, timeout)
-    if not line or not json.loads(line).get("ready"):
-        raise RuntimeError("%s did not start: %s" % (what, p.stderr.read().decode()[-300:]
-                                                    if p.poll() is not None else "no answer"))
 
 
 def _last_json(p, timeout, what):

@@ -35,11 +35,8 @@ SYNC_TIMEOUT = 60.0
 def replication(control):
     """The NF's ``replication`` handler, parsed (None if the NF does not answer)."""
     try:
-        c = ControlClient(control, timeout=2.0)
-        try:
+        with ControlClient(control, timeout=2.0) as c:
             return json.loads(c.read("replication"))
-        finally:
-            c.close()
     except (ControlError, OSError, ValueError):
         return None
 
@@ -77,11 +74,8 @@ def restart_nf(topo, node, role, config=None, elements=None):
 
 
 def _set_role(control, role):
-    c = ControlClient(control, timeout=5.0)
-    try:
+    with ControlClient(control, timeout=5.0) as c:
         c.write("replication_role", role)
-    finally:
-        c.close()
 
 
 def switchover(net, topo, package, config, delay=0.0):

@@ -23,6 +23,7 @@ import time
 
 from topologies.procs import stop
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 8000
 
 
@@ -89,16 +90,18 @@ class Testbed:
     def server_ip(self, i=0):
         return self.topo.host_ip(self.topo.servers[i])
 
-    def python(self, host, args, **kw):
-        """Run ``python -m ARGS`` of this project on Mininet host ``host`` (stdout and stderr
-        piped unless ``kw`` says otherwise); stopped by PID on the way out."""
+    def popen(self, host, cmd, **kw):
+        """Run ``cmd`` on Mininet host ``host`` (stdout and stderr piped unless ``kw`` says
+        otherwise); stopped by PID on the way out."""
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
-        p = self.host(host).popen([sys.executable, "-u", "-m"] + args,
-                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  **kw)
+        p = self.host(host).popen(cmd, **kw)
         self.procs.append(p)
         return p
+
+    def python(self, host, args, **kw):
+        """``popen`` of ``python -m ARGS`` of this project."""
+        return self.popen(host, [sys.executable, "-u", "-m"] + args, cwd=ROOT, **kw)
 
     def serve(self, size, server=0, rate=None):
         """Start the file server on server host ``server``; ``rate`` paces each connection
@@ -107,9 +110,7 @@ class Testbed:
         if rate:
             args += ["--rate", str(int(rate))]
         p = self.python(self.topo.servers[server], args)
-        line = _line(p, 15)
-        if not line or not json.loads(line).get("ready"):
-            raise RuntimeError("the file server did not start: %s" % p.stderr.read().decode())
+        expect_ready(p, "the file server")
         return p
 
     def url(self, server=0):
@@ -173,6 +174,15 @@ class Testbed:
                 return rec
         raise RuntimeError("the transfer client ended without a summary: %s"
                            % client.stderr.read().decode()[-500:])
+
+
+def expect_ready(p, what, timeout=15):
+    """Wait for the {"ready": true} line tools print once they listen; RuntimeError (with
+    the tool's last words if it exited) otherwise."""
+    line = _line(p, timeout)
+    if not line or not json.loads(line).get("ready"):
+        raise RuntimeError("%s did not start: %s" % (what, p.stderr.read().decode()[-300:]
+                                                    if p.poll() is not None else "no answer"))
 
 
 def _save(path, rec):
