@@ -60,10 +60,7 @@ def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005):
 def restart_nf(topo, node, role, config=None, elements=None):
     """Restart the NF process of pair member ``node`` (a running NFNode), optionally on a
     new config and element directory, in replication role ``role``."""
-    name = node.name
-    peer = [n for n in PAIR if n != name][0]
-    extra = ["--replica-listen", topo.nf_paths(name)["replica"],
-             "--replicate-to", topo.nf_paths(peer)["replica"], "--role", role]
+    extra = topo.replication_options(node.name, role)
     if elements:
         extra += ["--elements", elements]
     node.stop_nf()

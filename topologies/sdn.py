@@ -314,14 +314,15 @@ class SDN(ite.ITE):
         base = "/tmp/clickup-%s%s-%d" % (self.tag, nf, os.getpid())
         return {"control": base + ".sock", "replica": base + ".replica"}
 
-    def replication_options(self, nf):
-        """``clickup nf run`` options for ``nf`` (none unless replicate=True)."""
+    def replication_options(self, nf, role=None):
+        """``clickup nf run`` options for ``nf`` (none unless replicate=True); ``role``: its
+        replication role (default: nf1 starts active, nf2 standby)."""
         if not self.replicate:
             return []
         peer = [n for n in PAIR if n != nf][0]
         return ["--replica-listen", self.nf_paths(nf)["replica"],
                 "--replicate-to", self.nf_paths(peer)["replica"],
-                "--role", "active" if nf == PAIR[0] else "standby"]
+                "--role", role or ("active" if nf == PAIR[0] else "standby")]
 
     def steering_mode(self):
         """NFSteering's mode for this NF: "mac" (a NAT's own MAC) or "wire" (a firewall,
