@@ -72,8 +72,8 @@ class Context:
     def done(self, **key):
         """True if a successful row with these column values is already there (resume)."""
         want = {k: _number(v) for k, v in key.items()}
-        found = any(r.get("outcome", "ok") in ("ok", r.get("expected_outcome")) and
-                    all(_number(r.get(k)) == v for k, v in want.items()) for r in self.rows)
+        found = any(succeeded(r) and all(_number(r.get(k)) == v for k, v in want.items())
+                    for r in self.rows)
         self.skipped += found               # the ETA counts only what this run measures
         return found
 
@@ -96,13 +96,18 @@ class Context:
         self._csv.close()
 
 
+def succeeded(row):
+    """A row that measured what it meant to: outcome "ok" (or none), or the outcome its
+    scenario expected (an abort, a rollback)."""
+    return row.get("outcome", "ok") in ("ok", row.get("expected_outcome"))
+
+
 def summarise(rows, x, y, unit="s"):
     """Median, min and max of ``y`` per (strategy, x), over successful rows (an outcome of
     "ok", or the row's expected_outcome).  A numeric x is kept as a number."""
     groups = {}
     for r in rows:
-        if r.get("outcome", "ok") not in ("ok", r.get("expected_outcome")) or \
-                r.get(y) in (None, ""):
+        if not succeeded(r) or r.get(y) in (None, ""):
             continue
         groups.setdefault((r["strategy"], _number(r[x])), []).append(float(r[y]))
     return [{"strategy": s, "x": xv, "median": statistics.median(v), "min": min(v),
