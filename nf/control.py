@@ -15,8 +15,10 @@ between two batches.  The protocol is Click's, line based, CRLF-terminated:
 Error codes: 500 syntax error, 501 unknown command, 510 no such element,
 511 no such handler, 520 handler failed.  Handlers without a dot belong to the
 router: ``version``, ``list``, ``classes``, ``config``, ``flatconfig`` (read)
-and ``stop`` (write), plus any the router's ``global_handlers`` adds (the
-upgrade machinery's ``upgrade``, ``upgrade_status``, ``upgrade_report``).  The socket file is created with mode 0600.
+and ``stop`` (write), plus the router's ``global_handlers``: its own ``hold``
+(read/write: packet sources stopped, their frames queued), the upgrade
+machinery's ``upgrade``, ``upgrade_status``, ``upgrade_report``, and
+replication's ``replication``, ``replication_role``.  The socket file is created with mode 0600.
 """
 
 import os

@@ -137,6 +137,8 @@ class Element:
     CODE_VERSION = 1
     CONFIGURE_PHASE = 50        # lower configures first (AddressInfo uses 0)
     ABSTRACT = True             # set in the class body of concrete elements' bases only
+    PACKET_SOURCE = False       # brings packets into the graph (a device, a generator):
+                                # what Router.hold() stops while an NF is a standby
 
     clock = staticmethod(time.monotonic)   # injectable per instance for tests
 

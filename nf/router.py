@@ -19,6 +19,13 @@ socket stops being read, its timers stop) when the new graph takes over,
 *resume* it on rollback, and *release* it (cleanup) once the new graph has
 proved itself.  :meth:`swap` installs a new element set between two batches.
 
+*Holding* (:meth:`hold`) stops the packet sources -- the readers and tasks of
+elements with ``PACKET_SOURCE`` (FromDevice, the generators) -- without
+closing anything: frames that arrive wait in their socket's kernel queue and
+are read, in order, when the hold is released.  A replication standby holds
+(nf/state/replica.py), so the packets a switchover sends it before it has
+caught up with the old active are kept, not handled with incomplete state.
+
 An exception raised while a batch moves through the graph is caught, counted
 and reported; if an ``on_error`` hook is set (an upgrade in probation) it is
 told, so a failing new graph can be rolled back.
@@ -46,6 +53,10 @@ def _owner(fn):
     return getattr(fn, "__self__", None)
 
 
+def _is_input(fn):
+    return getattr(_owner(fn), "PACKET_SOURCE", False)
+
+
 class Router:
     busy_poll = 0.0002     # seconds of polling without sleep after the last event
 
@@ -61,11 +72,16 @@ class Router:
         self._tasks = []
         self._cleanups = []
         self._suspended = {}       # element -> (readers, timers, tasks) taken out of service
+        self.holding = False       # packet sources stopped (see hold())
+        self.hold_since = None     # clock time the current hold began
+        self._held_readers = {}    # fd -> fn of packet sources, while holding
+        self._held_tasks = []
         self._stop = False
         self._spin_until = 0.0
         self._wake = float("inf")
         self._epoll = select.epoll()
-        self.global_handlers = {}  # name -> (read fn or None, write fn or None)
+        # name -> (read fn or None, write fn or None)
+        self.global_handlers = {"hold": (self._h_hold, self._h_set_hold)}
         self.on_error = None       # fn(element_name, exception) during an upgrade's probation
         self.errors = 0
         self.elements, errors = build_elements(graph, router=self, classes=self.classes)
@@ -85,10 +101,14 @@ class Router:
 
     # -- services for elements ----------------------------------------------------------
     def add_reader(self, fd, fn):
+        if self.holding and _is_input(fn):
+            self._held_readers[fd] = fn
+            return
         self._readers[fd] = fn
         self._epoll.register(fd, select.EPOLLIN)
 
     def remove_reader(self, fd):
+        self._held_readers.pop(fd, None)
         if self._readers.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
@@ -100,6 +120,9 @@ class Router:
         heapq.heappush(self._timers, (self.clock() + interval, self._seq, interval, fn))
 
     def add_task(self, fn):
+        if self.holding and _is_input(fn):
+            self._held_tasks.append(fn)
+            return
         self._tasks.append(fn)
 
     def wake_at(self, t):
@@ -110,6 +133,38 @@ class Router:
 
     def remove_task(self, fn):
         self._tasks = [t for t in self._tasks if t != fn]
+        self._held_tasks = [t for t in self._held_tasks if t != fn]
+
+    def hold(self, on):
+        """Stop (``on``) or restart the packet sources.  While holding, the readers and
+        tasks of PACKET_SOURCE elements -- those registered now and any registered
+        later -- are kept aside: frames stay queued in the kernel, generators send
+        nothing.  On release they are served again; a source with a
+        ``released()`` method is told (a paced generator starts its pacing afresh
+        rather than sending what fell due meanwhile).  Returns whether it changed."""
+        on = bool(on)
+        if on == self.holding:
+            return False
+        if on:
+            for fd, fn in list(self._readers.items()):
+                if _is_input(fn):
+                    self.remove_reader(fd)
+                    self._held_readers[fd] = fn
+            self._held_tasks = [t for t in self._tasks if _is_input(t)]
+            self._tasks = [t for t in self._tasks if not _is_input(t)]
+            self.holding, self.hold_since = True, self.clock()
+            return True
+        self.holding, self.hold_since = False, None
+        readers, self._held_readers = self._held_readers, {}
+        tasks, self._held_tasks = self._held_tasks, []
+        for fd, fn in readers.items():
+            self.add_reader(fd, fn)
+        self._tasks.extend(tasks)
+        for e in {_owner(fn) for fn in list(readers.values()) + tasks}:
+            released = getattr(e, "released", None)
+            if released is not None:
+                released()
+        return True
 
     def add_cleanup(self, fn):
         """Call ``fn()`` when the router stops (after the elements are cleaned up)."""
@@ -131,15 +186,17 @@ class Router:
 
     def _take_out(self, e):
         """Remove ``e``'s readers, timers and tasks; return them."""
-        readers = {fd: fn for fd, fn in self._readers.items() if _owner(fn) is e}
+        readers = {fd: fn for fd, fn in list(self._readers.items())
+                   + list(self._held_readers.items()) if _owner(fn) is e}
         for fd in readers:
             self.remove_reader(fd)
         timers = [t for t in self._timers if _owner(t[3]) is e]
         if timers:
             self._timers = [t for t in self._timers if _owner(t[3]) is not e]
             heapq.heapify(self._timers)
-        tasks = [t for t in self._tasks if _owner(t) is e]
+        tasks = [t for t in self._tasks + self._held_tasks if _owner(t) is e]
         self._tasks = [t for t in self._tasks if _owner(t) is not e]
+        self._held_tasks = [t for t in self._held_tasks if _owner(t) is not e]
         return readers, timers, tasks
 
     def resume(self, e):
@@ -148,7 +205,8 @@ class Router:
             self.add_reader(fd, fn)
         for t in timers:
             heapq.heappush(self._timers, t)
-        self._tasks.extend(tasks)
+        for t in tasks:
+            self.add_task(t)
 
     def release(self, e):
         """Clean up an element that has left the graph for good."""
@@ -171,6 +229,17 @@ class Router:
         if addresses is not None:
             self.addresses = addresses
         return gone
+
+    def _h_hold(self):
+        return "true" if self.holding else "false"
+
+    def _h_set_hold(self, value):
+        from .args import parse_value
+        try:
+            on = parse_value("bool", value.strip())
+        except ValueError:
+            raise HandlerError("hold: expected true or false, got %r" % value.strip()) from None
+        self.hold(on)
 
     # -- handlers by "element.handler" name ---------------------------------------------
     def _split(self, spec):

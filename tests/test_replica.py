@@ -400,6 +400,33 @@ def test_demotion_through_the_control_socket(nodes):
     assert nf1.status()["in_sync"]
 
 
+GENERATOR = CONFIG + """
+gen :: RatedSource(RATE 2000) -> Discard;
+"""
+
+
+def test_a_standby_holds_its_packet_sources_until_it_is_promoted(nodes):
+    """What reaches a standby waits (Router.hold) until it has the active's state."""
+    nf2 = nodes("nf2", "nf1", "standby", config=GENERATOR)
+    nf1 = nodes("nf1", "nf2", "active", config=GENERATOR)
+    synced(nf1, nf2)
+    count = lambda n: int(n.read("gen.count"))       # packets generated
+    wait(lambda: count(nf1) > 100, what="the active's generator")
+    time.sleep(0.2)
+    st = nf2.status()
+    assert count(nf2) == 0 and st["holding"] and st["rx_frames"] == 0
+    assert not nf1.status()["holding"] and nf1.status()["rx_frames"] > 100
+    assert nf2.read("hold") == "true" and nf1.read("hold") == "false"
+    nf2.write("replication_role", "active")
+    wait(lambda: count(nf2) > 100, what="the promoted NF's generator")
+    assert not nf2.status()["holding"]
+    nf1.write("replication_role", "standby")           # a demoted NF holds again
+    assert nf1.status()["holding"]
+    before = count(nf1)
+    time.sleep(0.2)
+    assert count(nf1) == before
+
+
 def test_an_element_replaced_in_place_is_resynced(nodes):
     standby = nodes("nf2", "nf1", "standby")
     active = nodes("nf1", "nf2", "active")

@@ -60,6 +60,7 @@ class FromDevice(_Device):
     should carry no IP address the kernel would answer for.
     """
     PORTS = "0/1"
+    PACKET_SOURCE = True        # a standby's hold leaves its frames in the kernel queue
     ARGS = (
         Arg("DEVNAME", "word", REQUIRED, positional=True, doc="network device to read"),
         Arg("PROMISC", "bool", False, doc="put the device in promiscuous mode"),
@@ -75,6 +76,7 @@ class FromDevice(_Device):
         self.sock = s = afpacket.open_rx(self.devname, self.rcvbuf, self.promisc)
         self.ring = afpacket.MsgRing(self.burst, self.snaplen)
         self._drops = 0
+        self.last_rx = None         # clock time of the last frame read
         if self.router is not None:
             self.router.add_reader(s.fileno(), self.selected)
 
@@ -91,6 +93,7 @@ class FromDevice(_Device):
             batch.append(Packet(bytearray(view[base:base + ln]), 0, ts))
             base += slot
         self.count += n
+        self.last_rx = ts
         self._out[0](batch)
         return n
 

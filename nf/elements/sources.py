@@ -133,6 +133,7 @@ class _Source(Element):
 
     ABSTRACT = True
     PORTS = "0/1"
+    PACKET_SOURCE = True
     wallclock = staticmethod(time.time)      # packet timestamps; injectable
 
     def configure(self):
@@ -209,6 +210,11 @@ class _Source(Element):
 
     def _restart(self):
         """Hook: pacing starts afresh (after reset or re-activation)."""
+
+    def released(self):
+        """The router's hold ended (nf/router.py): pace afresh, as after re-activation,
+        rather than send at once what fell due while held."""
+        self._restart()
 
 
 def _source_arg(name):
@@ -539,6 +545,7 @@ class FromDump(Element):
     ends the file, as if it ended there."""
 
     PORTS = "0/1"
+    PACKET_SOURCE = True
     ARGS = (
         Arg("FILENAME", "string", REQUIRED, positional=True, doc="the pcap file to read"),
         Arg("STOP", "bool", False, doc="stop the router when the file is done"),
@@ -599,6 +606,11 @@ class FromDump(Element):
         if self._t_base is None:
             self._t_base = (now, ts)
         return ts - self._t_base[1] <= now - self._t_base[0]
+
+    def released(self):
+        """The router's hold ended: with TIMING, the next packet leaves at once and the
+        spacing is kept from it (not a burst of what fell due while held)."""
+        self._t_base = None
 
     def run_task(self):
         """Push the next packets (up to BURST, or those due with TIMING)."""

@@ -2,7 +2,11 @@
 
 Two NF processes run the same graph.  The *active* one forwards and sends a
 live copy of its stateful elements' state to the *standby*, which forwards
-nothing and keeps the copy ready: when the standby is told to become active
+nothing and keeps the copy ready.  The standby's packet sources are held
+(``Router.hold``): frames that reach it -- those the controller sends it in
+the moment of a switchover, before it has caught up with the old active's
+last changes -- wait in the kernel's socket queues and are handled, in
+order, once it is promoted, with complete state.  When the standby is told to become active
 (``WRITE replication_role active``, after the SDN controller moved the
 traffic to it), it holds every NAT mapping and firewall session the active
 had, with the same outside ports.  The contract is section 1 of
@@ -54,9 +58,9 @@ the traffic is on the active); the active's "removed" events remove them.
 
 Roles: ``WRITE replication_role active`` promotes a standby -- its inbound
 connection is closed, every entry's idle time restarts now
-(``restart_idle()`` of the elements that have it), it stops listening and
-starts sending to its peer; ``WRITE replication_role standby`` demotes an
-active -- it stops sending and listens.  An NF listens only while it is a
+(``restart_idle()`` of the elements that have it), its hold is released, it
+stops listening and starts sending to its peer; ``WRITE replication_role
+standby`` demotes an active -- it stops sending, holds and listens.  An NF listens only while it is a
 standby: an active peer that tries to connect to an active NF is refused by
 the kernel at once, before it exports anything (else it would export its
 whole table every retry).
@@ -240,6 +244,7 @@ class Replication:
             self._wep.close()
             raise
         router.replication_role = role
+        router.hold(role == "standby")
         router.add_reader(self._wep.fileno(), self._writable)
         router.add_timer(self.interval, self._tick)
         router.add_cleanup(self.close)
@@ -287,11 +292,25 @@ class Replication:
             "events_sent": self.events_sent, "events_applied": self.events_applied,
             "skipped": self.skipped, "skip_reasons": dict(self.skip_reasons),
             "refused": self.refused, "promotions": self.promotions,
+            "holding": self.router.holding, **self._rx(),
             "last_ack_mono": self.last_ack_out_mono if standby else self.last_ack_mono,
             "peer_node": hello.get("node"), "peer_graph_version": hello.get("graph_version"),
             "node": self.node, "interval": self.interval,
             "last_error": self.last_error, "timing": dict(self.timing),
         }
+
+    def _rx(self):
+        """Frames the packet sources brought in, and when the last one came (clock
+        time): a switchover watches the old active's to see when it has stopped
+        receiving."""
+        rx, last = 0, None
+        for e in self.router.elements.values():
+            if e.PACKET_SOURCE:
+                rx += getattr(e, "count", 0)
+                t = getattr(e, "last_rx", None)
+                if t is not None and (last is None or t > last):
+                    last = t
+        return {"rx_frames": rx, "last_rx_mono": last}
 
     def _h_read(self):
         return json.dumps(self.status(), sort_keys=True)
@@ -333,6 +352,7 @@ class Replication:
                 except Exception as ex:      # one element must not stop the promotion
                     self._log("%s.restart_idle() failed: %s" % (e.name, ex))
         self.promotions += 1
+        self.router.hold(False)              # what reached it meanwhile is handled now
         self._retry_at = self.clock()        # connect to the peer at the next tick
         self.timing["promote_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
 
@@ -345,6 +365,7 @@ class Replication:
             raise OSError(problem)
         self._drop_out("demoted to standby", retry=False)
         self.role = self.router.replication_role = "standby"
+        self.router.hold(True)
         self._snapshot_applied = False
         self._start_listening()
 
