@@ -49,6 +49,31 @@ def _md_time(report):
     return out
 
 
+def _md_in_flight(report):
+    """Switchover trials: the frames in flight at the controller's move (none if no trial
+    of the run moved traffic between NFs)."""
+    rows = []
+    for m in report["trials"]:
+        fl = m["detail"]["phases"].get("in_flight")
+        if fl:
+            rows.append([m["detail"]["tag"], fl.get("old_rx_until_move_answered"),
+                         fl.get("old_rx_after_move_answered"),
+                         fmt(num(fl.get("last_old_rx_after_barriers_ms"))),
+                         fmt(num(fl.get("held_ms"))),
+                         "yes" if fl.get("went_quiet") else "**no**"])
+    if not rows:
+        return []
+    return ["## Switchover: frames in flight at the move", "",
+            "Frames the old active NF received from the start of the controller's move to "
+            "its answer, and after it (counted over its control socket); when its last "
+            "frame came, after the barriers (its own clock); and how long the new active "
+            "held what it received until it had the old one's last state and was promoted "
+            "(from the barriers).  Held frames are delivered, not lost: their loss would "
+            "show in TPL_frames.", ""] + _md_table(
+        ["trial", "to old until the move's answer", "to old after it",
+         "last at old after barriers (ms)", "held at new (ms)", "old went quiet"], rows) + [""]
+
+
 def _md_dut(d):
     return ["## DUT (device under test)", "",
             "- NF: %s, configuration %s" % (d["nf"] or "unknown", d["config"] or "unknown"),
@@ -210,6 +235,7 @@ def render_markdown(report):
     out += _md_table(["parameter", "value"], [[p["parameter"], p["value"]]
                                              for p in report["parameters"]])
     out.append("")
+    out += _md_in_flight(report)
     out += _md_dut(report["dut"])
     out += _md_topology(report["topology"])
     out += _md_load(report["load"], report)

@@ -213,6 +213,10 @@ def phase_record(up):
     t["phases"].update({k: up.get(k) for k in ("reason", "from_version", "to_version",
                                                "injected_delay_s", "injected_delay_note",
                                                "T2_basis")})
+    # switchover: what reached the old active after the controller's move (held by the
+    # new one until it had that state; experiments/switchover.py)
+    fl = up.get("in_flight")
+    t["phases"]["in_flight"] = fl if isinstance(fl, dict) else None
     return t
 
 

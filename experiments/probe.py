@@ -1,7 +1,7 @@
 """A sequence-numbered UDP probe stream: loss and the longest gap, seen from outside.
 
     python -m experiments.probe recv --port 9000 --duration 5 [--bin 0.01] [--out FILE]
-    python -m experiments.probe send HOST --port 9000 --rate 5000 --duration 3
+    python -m experiments.probe send HOST --port 9000 --rate 5000 --duration 3 [--flow-packets K]
 
 recv prints {"ready": true, "port": P} once it listens, then one JSON result line.
 
@@ -11,6 +11,13 @@ duplicates, reordering, and the longest interval between two consecutive
 arrivals (the outage a pause of the path caused, at the probe's granularity of
 1/rate).  The sender paces by absolute schedule, so a late wake-up sends a
 catch-up burst rather than lowering the rate.
+
+With ``--flow-packets K`` the stream is a string of new flows: every K datagrams
+leave from a new socket (a new source port, so a new NAT mapping), and each carries
+its flow number.  The receiver then also reports the flows whose datagrams came
+from more than one source address and port ("flows_split"): a flow a NAT mapped
+twice -- e.g. its first datagram handled by an NF and its next by another that did
+not yet know the mapping.
 
 The receiver also keeps a timeline: distinct datagrams counted per bin of ``bin_s`` seconds on
 time.monotonic() (the clock every process and namespace of the machine shares, so the bins
@@ -29,16 +36,23 @@ import sys
 import time
 
 HDR = struct.Struct("!QQd")      # magic+flags, sequence number, send time
+FLOW_ID = struct.Struct("!Q")    # after HDR, when the FLOW flag is set: the flow number
 MAGIC = 0x636c69636b7570    # "clickup"
 END = 1 << 63
+FLOW = 1 << 62
 MAX_BINS = 10_000_000            # 40 MB of counts: a bound on the timeline's memory
 
 
-def send(host, port, rate, duration, size=64):
+def send(host, port, rate, duration, size=64, flow_packets=0):
+    """Send ``rate`` datagrams/s for ``duration`` s; with ``flow_packets`` K, every K
+    datagrams come from a new socket (source port) and carry their flow number."""
+    if flow_packets and size < HDR.size + FLOW_ID.size:
+        raise ValueError("--flow-packets needs --size of at least %d"
+                         % (HDR.size + FLOW_ID.size))
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pad = b"\0" * max(0, size - HDR.size)
+    pad = b"\0" * max(0, size - HDR.size - (FLOW_ID.size if flow_packets else 0))
     start = time.monotonic()
-    n = 0
+    n = flows = 0
     total = int(rate * duration)
     while n < total:
         due = start + n / rate
@@ -46,12 +60,24 @@ def send(host, port, rate, duration, size=64):
         if due > now:
             time.sleep(min(due - now, 0.01))
             continue
-        s.sendto(HDR.pack(MAGIC, n, now) + pad, (host, port))
+        if flow_packets:
+            if n % flow_packets == 0:
+                s.close()
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                flows += 1
+            s.sendto(HDR.pack(MAGIC | FLOW, n, now) + FLOW_ID.pack(n // flow_packets) + pad,
+                     (host, port))
+        else:
+            s.sendto(HDR.pack(MAGIC, n, now) + pad, (host, port))
         n += 1
     for _ in range(5):                        # end markers; several in case one is lost
         s.sendto(HDR.pack(MAGIC | END, n, time.monotonic()), (host, port))
         time.sleep(0.01)
-    return {"sent": n, "rate": rate, "duration": duration, "size": size}
+    s.close()
+    out = {"sent": n, "rate": rate, "duration": duration, "size": size}
+    if flow_packets:
+        out.update(flow_packets=flow_packets, flows=flows)
+    return out
 
 
 def _check_timeline(duration, bin_s):
@@ -109,18 +135,21 @@ def receive(port, duration, rcvbuf=32 << 20, bin_s=0.01):
     last_t = first_t = None
     gap, gap_after = 0.0, None
     sent = None
+    sources = {}                              # flow number -> the sources it came from
     deadline = start + duration
     while time.monotonic() < deadline:
         try:
-            data = s.recv(65536)
+            data, addr = s.recvfrom(65536)
         except socket.timeout:
             continue
         now = time.monotonic()
         if len(data) < HDR.size:
             continue
         magic, seq, _ = HDR.unpack_from(data)
-        if magic & ~END != MAGIC:
+        if magic & ~(END | FLOW) != MAGIC:
             continue
+        if magic & FLOW and len(data) >= HDR.size + FLOW_ID.size:
+            sources.setdefault(FLOW_ID.unpack_from(data, HDR.size)[0], set()).add(addr)
         if magic & END:
             sent = seq
             break
@@ -145,6 +174,10 @@ def receive(port, duration, rcvbuf=32 << 20, bin_s=0.01):
            "lost_first": missing[:20], "duplicates": dup, "reordered": reordered,
            "longest_gap_ms": round(gap * 1000, 3), "gap_before_seq": gap_after,
            "complete": sent is not None}
+    if sources:
+        split = sorted(f for f, a in sources.items() if len(a) > 1)
+        out.update(flows=len(sources), flows_split=len(split), split_first=[
+            [f, sorted("%s:%d" % a for a in sources[f])] for f in split[:10]])
     if timeline is not None:
         timeline.close(time.monotonic())
         out["timeline"] = timeline.as_dict()
@@ -167,6 +200,10 @@ def main(argv=None):
     s.add_argument("--rate", type=float, default=1000.0, help="datagrams per second")
     s.add_argument("--duration", type=float, default=3.0)
     s.add_argument("--size", type=int, default=64, help="UDP payload bytes (>= 24)")
+    s.add_argument("--flow-packets", type=int, default=0, metavar="K",
+                   help="send every K datagrams from a new source port (a new flow), "
+                        "numbered, so the receiver can tell a flow mapped twice (0: one "
+                        "flow)")
     a = p.parse_args(argv)
     if a.cmd == "recv":
         if a.duration <= 0:
@@ -185,7 +222,12 @@ def main(argv=None):
     else:
         if a.rate <= 0 or a.duration <= 0:
             p.error("--rate and --duration must be positive")
-        out = send(a.host, a.port, a.rate, a.duration, a.size)
+        if a.flow_packets < 0:
+            p.error("--flow-packets must be 0 (one flow) or more, got %d" % a.flow_packets)
+        try:
+            out = send(a.host, a.port, a.rate, a.duration, a.size, a.flow_packets)
+        except ValueError as e:
+            p.error(str(e))
     print(json.dumps(out), flush=True)
     return 0
 

@@ -9,10 +9,14 @@ It runs outside the NFs, because it is the SDN controller that moves the traffic
   when the active reports its replica in sync.
 * T2 -- the controller moves the traffic to the standby (one ordered change on every
   switch, answered after the barriers; the old NF's output stays accepted, so what it
-  still holds is delivered); once the old active's last changes are acknowledged by the
-  new one, the new one takes the active role.  Left open: a flow whose first packets
-  reach the old active in the milliseconds before the move and whose next packet reaches
-  the new one before that change has been replicated gets a second mapping there.
+  still holds is delivered).  The standby holds what it receives (a standby's packet
+  sources are held, nf/router.py), so no packet meets it before it has the old active's
+  last changes: the driver waits until the old active has received nothing for
+  ``QUIET`` s (the frames that were in flight at the move have arrived there), then
+  until the new one has acknowledged everything the old one journaled, and only then
+  promotes the new one, which handles the held frames in order.  The record keeps what
+  proves it: the frames the old active received after the controller's barriers, and
+  when the last one came.
 * T3 -- the old active is restarted on the new version as the standby; it ends when the
   new active reports it in sync: redundancy restored.
 
@@ -27,9 +31,11 @@ import time
 from nf.control import ControlClient, ControlError
 from topologies.sdn import PAIR, move_to, rest_port, steering_status
 
-__all__ = ["switchover", "replication", "wait_in_sync", "restart_nf"]
+__all__ = ["switchover", "replication", "wait_in_sync", "wait_quiet", "restart_nf"]
 
 SYNC_TIMEOUT = 60.0
+QUIET = 0.005          # s without a frame at the old active: the move has taken effect
+QUIET_TIMEOUT = 2.0    # s; past it the old active still receives (recorded, not hidden)
 
 
 def replication(control):
@@ -55,6 +61,24 @@ def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005):
             return st
         time.sleep(poll)
     raise RuntimeError("the replica did not get in sync within %.0f s: %s" % (timeout, st))
+
+
+def wait_quiet(control, since, quiet=QUIET, timeout=QUIET_TIMEOUT, poll=0.001):
+    """Block until the NF at ``control`` has received no frame for ``quiet`` s after
+    clock time ``since`` (CLOCK_MONOTONIC, as the NF's); returns (its last replication
+    status, whether it went quiet within ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    st = None
+    while True:
+        st = replication(control) or st
+        now = time.monotonic()
+        if st is not None:
+            last = max(since, st.get("last_rx_mono") or since)
+            if now - last >= quiet:
+                return st, True
+        if now >= deadline:
+            return st, False
+        time.sleep(poll)
 
 
 def restart_nf(topo, node, role, config=None, elements=None):
@@ -113,18 +137,34 @@ def switchover(net, topo, package, config, delay=0.0):
         rec["sync_T1"] = wait_in_sync(ctl[old], before)
         t_stop = now()
         rec["T1_ms"] = round((t_stop - rec["t_start_mono"]) * 1000, 3)
-        # T2: the controller moves the traffic; the new NF takes the active role.  The old
-        # active is in sync just before the move, and again after it, before the new one
-        # takes the active role (and stops listening): the state of packets it handled
-        # while the move went through reaches the new active too.
+        # T2: the controller moves the traffic; the new NF, holding what it receives,
+        # takes the active role once the old one has stopped receiving and the new one
+        # has everything the old one did.  Whatever goes wrong after the move, the new
+        # NF is promoted: the traffic is already on it.
         rec["t_stop_mono"] = t_stop
-        wait_in_sync(ctl[old])
-        rec["move"] = move_to(port, new)
-        rec["sync_after_move"] = wait_in_sync(ctl[old])
-        _set_role(ctl[new], "active")
+        rx0 = wait_in_sync(ctl[old])["rx_frames"]
+        try:
+            rec["move"] = move = move_to(port, new)
+            moved = replication(ctl[old]) or {}
+            st, went_quiet = wait_quiet(ctl[old], move["t_end_mono"])
+            rec["sync_after_move"] = wait_in_sync(ctl[old])
+        finally:
+            _set_role(ctl[new], "active")
         t3 = now()
+        st = st or {}
+        last, rx1 = st.get("last_rx_mono"), moved.get("rx_frames", rx0)
+        # Counts are read over the control socket (a millisecond or so after the
+        # controller answered); the last frame's time is the NF's own clock reading.
+        rec["in_flight"] = {
+            "quiet_s": QUIET, "went_quiet": went_quiet,
+            "old_rx_until_move_answered": rx1 - rx0,
+            "old_rx_after_move_answered": st.get("rx_frames", rx1) - rx1,
+            "last_old_rx_after_barriers_ms": None if last is None else
+            round((last - move["t_end_mono"]) * 1000, 3),
+            "held_ms": round((t3 - move["t_end_mono"]) * 1000, 3)}
         rec["T2_ms"] = round((t3 - t_stop) * 1000, 3)
-        rec["T2_basis"] = "controller move (barriers on every switch) and role change"
+        rec["T2_basis"] = ("controller move (barriers on every switch), the old active "
+                           "quiet for %g ms and in sync, role change" % (QUIET * 1000))
         # T3: the old active on the new version, as the standby, in sync: redundancy back.
         before = replication(ctl[new])
         restart_nf(topo, net.get(old), "standby", cfg, elements)

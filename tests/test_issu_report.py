@@ -216,6 +216,21 @@ def test_file_of_the_wrong_shape_is_reported(run):
 
 # ---------------------------------------------------------------- the run's report
 
+def test_switchover_frames_in_flight_are_reported_per_trial(run):
+    raw = os.path.join(run, "raw")
+    assert "frames in flight" not in render_markdown(ir.build_report(run))
+    fl = {"quiet_s": 0.005, "went_quiet": True, "old_rx_until_move_answered": 31,
+          "old_rx_after_move_answered": 5, "last_old_rx_after_barriers_ms": 3.724,
+          "held_ms": 10.056}
+    edit_json(os.path.join(raw, CLICKUP, "upgrade.json"), lambda d: d.update(in_flight=fl))
+    report = ir.build_report(run)
+    m = next(t for t in report["trials"] if t["detail"]["tag"] == CLICKUP)
+    assert m["detail"]["phases"]["in_flight"] == fl
+    text = render_markdown(report)
+    assert "## Switchover: frames in flight at the move" in text
+    assert "| %s | 31 | 5 | 3.72 | 10.1 | yes |" % CLICKUP in text, text
+
+
 def test_table_aggregates_each_strategy_and_scenario(run):
     raw = os.path.join(run, "raw")
     shutil.copytree(os.path.join(raw, CLICKUP), os.path.join(raw, "clickup-upgrade-t2"))

@@ -74,6 +74,45 @@ def test_probe_bin_zero_disables_the_timeline():
     assert "timeline" not in res
 
 
+def test_probe_flows_come_each_from_its_own_source_port():
+    p, port = _recv("--duration", "10", "--bin", "0")
+    sender = probe.send("127.0.0.1", port, 2000, 0.1, flow_packets=4)
+    res = _finish(p)
+    assert sender["flows"] == 50 and res["received"] == 200 and res["lost"] == 0
+    assert res["flows"] == 50 and res["flows_split"] == 0 and res["split_first"] == []
+
+
+def test_probe_tells_a_flow_whose_datagrams_came_from_two_sources():
+    """What a NAT that mapped a flow twice looks like to the receiver."""
+    p, port = _recv("--duration", "10", "--bin", "0")
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for seq, (sock, flow) in enumerate([(a, 0), (a, 0), (a, 1), (b, 1), (b, 2)]):
+            sock.sendto(probe.HDR.pack(probe.MAGIC | probe.FLOW, seq, 0.0)
+                        + probe.FLOW_ID.pack(flow) + b"\0" * 8, ("127.0.0.1", port))
+        a.sendto(probe.HDR.pack(probe.MAGIC | probe.END, 5, 0.0), ("127.0.0.1", port))
+        res = _finish(p)
+        both = sorted("127.0.0.1:%d" % s.getsockname()[1] for s in (a, b))
+    finally:
+        a.close()
+        b.close()
+    assert res["received"] == 5 and res["flows"] == 3 and res["flows_split"] == 1
+    assert [f for f, _ in res["split_first"]] == [1]
+    assert res["split_first"][0][1] == both
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--flow-packets", "-1"], "--flow-packets must be 0"),
+    (["--flow-packets", "2", "--size", "24"], "needs --size of at least 32"),
+])
+def test_probe_send_rejects_bad_flow_options(capsys, args, says):
+    with pytest.raises(SystemExit) as e:
+        probe.main(["send", "127.0.0.1", "--port", "9", "--duration", "0.01", *args])
+    assert e.value.code == 2
+    assert says in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, says", [
     (["--bin", "-1"], "--bin must be >= 0"),
     (["--bin", "0.000001", "--duration", "3600"], "choose a larger --bin"),

@@ -7,6 +7,7 @@ tools: the download client (resets, restarts, content) and a sequence-numbered U
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -14,15 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2 = os.path.join(ROOT, "upgrades", "nat-v2")
 
 
-def _probe(tb, rate, seconds):
-    """Start a probe receiver on srv1 and a sender on h1; returns a function that waits
-    for both and gives the receiver's report."""
+def _probe(tb, rate, seconds, flow_packets=0):
+    """Start a probe receiver on srv1 and a sender on h1 (every ``flow_packets`` datagrams
+    a new flow, if given); returns a function that waits for both and gives the
+    receiver's report."""
     from experiments.testbed import _line
     rcv = tb.python(tb.topo.servers[0], ["experiments.probe", "recv", "--duration",
                                          str(seconds + 20), "--bin", "0"])
     assert json.loads(_line(rcv, 15))["ready"]
     snd = tb.python(tb.topo.clients[0], ["experiments.probe", "send", tb.server_ip(),
-                                         "--rate", str(rate), "--duration", str(seconds)])
+                                         "--rate", str(rate), "--duration", str(seconds),
+                                         "--flow-packets", str(flow_packets)])
 
     def result():
         snd.wait(seconds + 30)
@@ -59,6 +62,33 @@ def test_switchover_keeps_a_download_and_a_udp_stream_whole(tmp_path):
     assert summary["ok"] and summary["verified"] and summary["restarts"] == 0, summary
     assert _failures(trace) == []
     assert received["complete"] and received["lost"] == 0, received
+
+
+@pytest.mark.root
+def test_new_flows_crossing_switchovers_are_mapped_once_and_lose_nothing(tmp_path):
+    """The in-flight window: a stream of new flows, each 8 datagrams in 4 ms from a new
+    source port, so that a flow is starting whenever the controller moves the traffic.
+    The new active holds what reaches it until it has the old one's last mappings, so
+    each flow reaches the server from one outside port (a flow whose next datagram met
+    the new NF before its mapping had would have a second, random port) and no
+    datagram is lost.  Two switchovers: there and back."""
+    from experiments.testbed import Testbed
+    from topologies.sdn import rest_port, steering_status
+    with Testbed(bw_mbit=20, pair=True) as tb:
+        probe = _probe(tb, 2000, 10, flow_packets=8)
+        recs = []
+        for _ in range(2):
+            time.sleep(1.0)
+            recs.append(tb.upgrade(V2, "nat.click", "switchover"))
+        received = probe()
+        status = steering_status(rest_port(tb.net))
+    assert [r["outcome"] for r in recs] == ["done", "done"], recs
+    assert [m["to"] for m in status["moves"]] == ["nf2", "nf1"], status
+    for r in recs:
+        fl = r["in_flight"]
+        assert fl["went_quiet"] and fl["old_rx_until_move_answered"] > 0, fl
+    assert received["complete"] and received["lost"] == 0, received
+    assert received["flows"] == 2500 and received["flows_split"] == 0, received
 
 
 @pytest.mark.root
