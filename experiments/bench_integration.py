@@ -13,7 +13,18 @@ are compared under the same conditions).  Once ``rw`` holds 10,000 live
 mappings, the upgrade is requested through the control socket and the NF's
 phase record is kept: integration = T1 + T2, pause = T2 (the source keeps
 sending, so T2 ends at the first packet forwarded by the new version).  The
-process is then stopped and its files deleted.  Strategies are interleaved
+process is then stopped and its files deleted.
+
+``switchover`` is not a strategy of one NF but of a pair (experiments/
+switchover.py), and here there is no network and no controller: the fresh NF
+is the active of a pair, replicating to a standby path.  T1: a second NF
+process starts on the new version as the standby (its source held, as a
+standby's are) and gets in sync -- the active connects within its 0.1 s retry,
+resyncs the 10,000 mappings, and has every message acknowledged.  T2: the
+traffic moves, which here means the old NF's source is held (``WRITE hold
+true``), the old NF is in sync once more, and the new one is promoted: its
+source (the same SEED, so the same flows) starts on the replicated mappings.
+The run checks that no flow got a new mapping on the new NF.  Strategies are interleaved
 within each trial, so a slow moment of the shared machine hurts them alike,
 and each figure is the median over the trials.
 
@@ -36,12 +47,13 @@ from experiments.results import ROOT, git_commit, provenance, run_dir, save_json
 from topologies import procs
 from topologies.procs import stop
 
-STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup")
+STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup", "switchover")
+PAIR_STRATEGY = "switchover"     # two NF processes, not an upgrade request to one
 MODULES = (1,) + tuple(range(5, 51, 5))
 QUICK_MODULES = (1, 5)
 FLOWS = 10000             # live NAT mappings at the moment of the upgrade
 RATE = 20000              # packets per second: the table fills in half a second
-RATIO_STRATEGIES = ("clickup", "clickup-restart", "hotswap")
+RATIO_STRATEGIES = ("clickup", "clickup-restart", "hotswap", "switchover")
 PAUSE_TARGET_MS, PAUSE_TARGET_MAX_N = 1.0, 5
 CUT_TARGETS = ((1, 96.0), (45, 90.0))       # (N, minimum % cut of integration vs native)
 MAPPINGS_TIMEOUT = 30.0   # seconds for a fresh NF to reach FLOWS mappings
@@ -51,7 +63,7 @@ UPGRADE_TIMEOUT = 120.0
 BASE_CONFIG = """\
 // clickup bench integration: the NAT that every run upgrades
 src :: FastUDPFlows({rate}, -1, 60, 02:00:00:00:00:01, 10.0.0.2,
-                    02:00:00:00:00:02, 192.0.2.1, {flows}, 1);
+                    02:00:00:00:00:02, 192.0.2.1, {flows}, 1, SEED 1);
 strip :: Strip(14);
 chk :: CheckIPHeader;
 rw :: IPRewriter(pattern 198.51.100.1 1024-65535 - - 0 0);
@@ -153,12 +165,14 @@ class NFProcess:
     """One NF process in its own temporary directory, stopped and removed on exit.
     TMPDIR points there too, so a restart's hand-off and state files go with it."""
 
-    def __init__(self, config):
+    def __init__(self, config, extra=()):
         self.dir = tempfile.mkdtemp(prefix="clickup-bench-int-")
         self.sock = os.path.join(self.dir, "ctl.sock")
         self.store = os.path.join(self.dir, "state.store")
+        self.replica = os.path.join(self.dir, "replica.sock")   # where it listens as standby
         self.log_path = os.path.join(self.dir, "nf.log")
         self.config = config
+        self.extra = list(extra)
         self.proc = None
 
     def __enter__(self):
@@ -166,7 +180,8 @@ class NFProcess:
         with open(self.log_path, "wb") as log:
             # A session of its own: a Ctrl-C at the terminal reaches the benchmark,
             # which then stops the NF itself (__exit__).
-            self.proc = subprocess.Popen(nf_command(self.config, self.sock, self.store),
+            self.proc = subprocess.Popen(nf_command(self.config, self.sock, self.store)
+                                         + self.extra,
                                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -233,31 +248,90 @@ def trial_row(trial, strategy, n, rec=None, error=None, mappings=None):
 
 
 def upgrade(nf, request, timeout=UPGRADE_TIMEOUT):
-    """``request_upgrade`` in a thread, watched: a restart that fails to come back
-    ends the NF process, and then waiting out the client's timeout would tell nothing."""
+    """``request_upgrade``, watched: a restart that fails to come back ends the NF
+    process, and then waiting out the client's timeout would tell nothing."""
     from nf.upgrade.client import request_upgrade
+    return watched([nf], request_upgrade, nf.sock, request, timeout=timeout)
+
+
+def watched(nfs, fn, *args, **kw):
+    """``fn(*args, **kw)`` in a thread, while the NF processes ``nfs`` are checked alive:
+    a process that dies ends the wait at once (RunError with its log), not at the
+    timeout."""
     box = {}
 
     def call():
         try:
-            box["record"] = request_upgrade(nf.sock, request, timeout=timeout)
+            box["value"] = fn(*args, **kw)
         except Exception as e:             # handed to the caller's thread below
             box["error"] = e
 
-    t = threading.Thread(target=call, name="bench-upgrade", daemon=True)
+    t = threading.Thread(target=call, name="bench-watched", daemon=True)
     t.start()
     while t.is_alive():
-        t.join(0.05)
+        t.join(0.02)
         if t.is_alive():
-            nf.check_alive()
+            for nf in nfs:
+                nf.check_alive()
     if "error" in box:
         raise box["error"]
-    return box["record"]
+    return box["value"]
+
+
+def _pair_options(me, peer, role):
+    return ["--replica-listen", me.replica, "--replicate-to", peer.replica, "--role", role]
+
+
+def run_switchover(base, pkg, n, trial):
+    """The pair's integration (module docstring): T1 the new version's standby in sync,
+    T2 the move of the (in-NF) traffic and the promotion; returns the trial row."""
+    from experiments.switchover import replication, set_role, wait_in_sync
+    from nf.control import ControlClient, ControlError
+    now = time.monotonic
+    mappings = None
+    old, new = NFProcess(base), NFProcess(pkg["to"])
+    old.extra = _pair_options(old, new, "active")
+    new.extra = _pair_options(new, old, "standby") + ["--elements", pkg["elements"]]
+    try:
+        with old:
+            mappings = old.wait_mappings(FLOWS)
+            rec = {"strategy": PAIR_STRATEGY, "outcome": None, "T3_ms": None,
+                   "T2_basis": "the old NF's source held, its replica in sync, the new NF "
+                               "promoted (no network: the in-NF sources are the traffic)"}
+            before = replication(old.sock)
+            t0 = now()
+            with new:
+                rec["sync_T1"] = watched([old, new], wait_in_sync, old.sock, before,
+                                         timeout=UPGRADE_TIMEOUT)
+                t1 = now()
+                with ControlClient(old.sock, timeout=5.0) as c:
+                    c.write("hold", "true")
+                watched([old, new], wait_in_sync, old.sock, timeout=UPGRADE_TIMEOUT)
+                set_role(new.sock, "active")
+                t2 = now()
+                rec.update(T1_ms=round((t1 - t0) * 1000, 3), T2_ms=round((t2 - t1) * 1000, 3),
+                           outcome="done", t_start_mono=t0, t_stop_mono=t1, t_end_mono=t2)
+                # The new NF's source sends the same flows: each finds its replicated
+                # mapping.  Checked once the source has gone round every flow.
+                time.sleep(FLOWS / RATE + 0.2)
+                new.check_alive()
+                with ControlClient(new.sock, timeout=5.0) as c:
+                    rec["mappings_after"] = size = int(c.read("rw.table_size"))
+                if size != mappings:
+                    rec.update(outcome="failed", reason="the new NF holds %d mappings, not "
+                               "the %d replicated: flows were mapped again" % (size, mappings))
+    except (RunError, ControlError, OSError, ValueError, RuntimeError) as e:
+        return trial_row(trial, PAIR_STRATEGY, n, error=str(e), mappings=mappings)
+    finally:
+        shutil.rmtree(new.dir, ignore_errors=True)      # if it never started
+    return trial_row(trial, PAIR_STRATEGY, n, rec, mappings=mappings)
 
 
 def run_once(base, pkg, strategy, n, trial):
     """Start a fresh NF on ``base``, fill the NAT, upgrade; return the trial row."""
     from nf.control import ControlError
+    if strategy == PAIR_STRATEGY:
+        return run_switchover(base, pkg, n, trial)
     mappings = None
     try:
         with NFProcess(base) as nf:
@@ -388,11 +462,12 @@ def _int_list(text):
 
 def _strategy_list(text):
     from nf.upgrade import strategies as registered
+    known = sorted(registered()) + [PAIR_STRATEGY]
     names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in names if s not in registered()]
+    unknown = [s for s in names if s not in known]
     if not names or unknown:
         raise ValueError("--strategies: expected names from %s separated by commas; got %r"
-                         % (", ".join(sorted(registered())), text))
+                         % (", ".join(known), text))
     return list(dict.fromkeys(names))
 
 

@@ -12,7 +12,7 @@ import os
 from experiments import bench_integration as bi
 from experiments.runner import EXPERIMENTS, experiment
 
-STRATEGIES = ("native", "hotswap", "clickup-restart", "clickup")
+STRATEGIES = bi.STRATEGIES       # switchover: a pair of NF processes (see there)
 COLUMNS = ["experiment", "strategy", "modules", "trial", "integration_ms", "pause_ms",
            "outcome"]
 

@@ -29,9 +29,9 @@ import os
 import time
 
 from nf.control import ControlClient, ControlError
-from topologies.sdn import PAIR, move_to, rest_port, steering_status
 
-__all__ = ["switchover", "replication", "wait_in_sync", "wait_quiet", "restart_nf"]
+__all__ = ["switchover", "replication", "wait_in_sync", "wait_quiet", "restart_nf",
+           "set_role"]
 
 SYNC_TIMEOUT = 60.0
 QUIET = 0.005          # s without a frame at the old active: the move has taken effect
@@ -94,7 +94,7 @@ def restart_nf(topo, node, role, config=None, elements=None):
     node.start_nf()
 
 
-def _set_role(control, role):
+def set_role(control, role):
     with ControlClient(control, timeout=5.0) as c:
         c.write("replication_role", role)
 
@@ -102,6 +102,7 @@ def _set_role(control, role):
 def switchover(net, topo, package, config, delay=0.0):
     """Upgrade the pair in ``net`` to ``package``/``config`` (with its elements/); returns
     the phase record (never raises: a failure is the record's outcome and reason)."""
+    from topologies.sdn import PAIR, move_to, rest_port, steering_status
     now = time.monotonic
     rec = {"strategy": "switchover", "to": os.path.join(package, config),
            "injected_delay_s": delay,
@@ -149,7 +150,7 @@ def switchover(net, topo, package, config, delay=0.0):
             st, went_quiet = wait_quiet(ctl[old], move["t_end_mono"])
             rec["sync_after_move"] = wait_in_sync(ctl[old])
         finally:
-            _set_role(ctl[new], "active")
+            set_role(ctl[new], "active")
         t3 = now()
         st = st or {}
         last, rx1 = st.get("last_rx_mono"), moved.get("rx_frames", rx0)

@@ -154,6 +154,7 @@ def test_ratios_to_native_and_the_cut():
     assert r1["clickup/native"] == 0.03 and r1["clickup-restart/native"] == 0.5
     assert r1["hotswap/native"] == 0.1 and r1["clickup_cut_pct"] == 97.0
     assert r5["clickup/native"] is None and r5["clickup_cut_pct"] is None, "no native at N=5"
+    assert r1["switchover/native"] is None, "no switchover run"
 
 
 def verdicts(trials, modules):
@@ -232,3 +233,31 @@ def test_quick_run_end_to_end(tmp_path):
     assert [t["mappings_before"] for t in records] == [bi.FLOWS, bi.FLOWS]
     assert records[0]["record"]["modules_integrated"] == ["package:stage01"]
     assert "[2/2]" in r.stderr, "progress is shown on stderr"
+
+
+def test_switchover_run_end_to_end(tmp_path):
+    """The pair without a network: the new version's standby gets the 10,000 mappings,
+    the traffic (the in-NF sources) moves, and no flow is mapped again."""
+    r = bench("--quick", "--modules", "1", "--strategies", "switchover", "--json",
+              "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    row, = json.loads(r.stdout)
+    assert (row["strategy"], row["modules"], row["trials"]) == ("switchover", 1, 1)
+    assert 0 < row["pause_ms"] < row["integration_ms"]
+    out = tmp_path / "bench-integration" / "latest"
+    rec, = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert rec["outcome"] == "done" and rec["T2_basis"].startswith("the old NF's source held")
+    assert rec["mappings_before"] == rec["record"]["mappings_after"] == bi.FLOWS
+    assert rec["record"]["sync_T1"]["snapshot_entries"] >= bi.FLOWS
+
+
+def test_switchover_whose_new_version_cannot_start_is_a_failed_row(tmp_path):
+    base = tmp_path / "base.click"
+    base.write_text(bi.base_config())
+    bad = tmp_path / "new.click"
+    bad.write_text(bi.base_config() + "oops :: NoSuchElement;\n")
+    (tmp_path / "elements").mkdir()
+    row = bi.run_once(str(base), {"to": str(bad), "elements": str(tmp_path / "elements")},
+                      "switchover", 1, 1)
+    assert row["outcome"] == "error" and row["integration_ms"] is None
+    assert "exited" in row["reason"] and "NoSuchElement" in row["reason"], row["reason"]

@@ -449,6 +449,18 @@ def test_fast_udp_flows_golden_frames_in_flow_order(length):
     assert p.nh == 14 and p.dst_ip == H._ip(DST_IP)
 
 
+def test_fast_udp_flows_with_the_same_seed_send_the_same_frames():
+    def frames(extra):
+        s = flows(0, 20, 60, 10, 2, extra)
+        s.run_task()
+        return frames_out(s)
+    one, again, other = frames(", SEED 7"), frames(", SEED 7"), frames(", SEED 8")
+    assert one == again and len(one) == 20
+    assert [ports(f) for f in one] != [ports(f) for f in other]
+    for f in one:
+        assert f == expected_udp_frame(*ports(f), 60) and checksum_ref.l4_ok(f)
+
+
 def test_fast_udp_flows_cycle_through_flows_across_runs_at_rate():
     s = flows(100, 10, 60, 3, 2)
     s.run_task()

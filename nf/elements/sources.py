@@ -351,8 +351,10 @@ class FastUDPFlows(RatedSource):
     (the UDP one only if CHECKSUM); the IP header and destination annotations
     are set.  Unlike Click's, which picks a random flow for each packet and gives
     a flow new ports after FLOWSIZE packets, the flows here are fixed and visited
-    in order, so FLOWS flows make exactly FLOWS NAT mappings.  LENGTH must be at
-    least 60 (Click raises smaller values to 60)."""
+    in order, so FLOWS flows make exactly FLOWS NAT mappings.  With SEED the
+    ports are drawn from a generator seeded with it, so two sources with the same
+    SEED send the same flows (two NFs of a pair, one after the other).  LENGTH
+    must be at least 60 (Click raises smaller values to 60)."""
 
     ARGS = (
         Arg("RATE", "double", REQUIRED, positional=True,
@@ -371,6 +373,8 @@ class FastUDPFlows(RatedSource):
             doc="packets sent from one flow before moving to the next"),
         Arg("CHECKSUM", "bool", True, positional=True, doc="compute UDP checksums"),
         _source_arg("ACTIVE"), _source_arg("STOP"),
+        Arg("SEED", "int", None, doc="seed of the flows' port choice (default: a fresh "
+                                     "random one each run)"),
     )
 
     MIN_LENGTH = 60               # a minimum Ethernet frame without its FCS
@@ -402,7 +406,7 @@ class FastUDPFlows(RatedSource):
     def _flow_headers(self, ulen, seg_sum):
         """Each flow's 8-byte UDP header.  Its checksum is the template's (ports 0)
         plus the two ports, one's-complement arithmetic (RFC 1071)."""
-        rng = random.Random()
+        rng = random.Random(self.seed)
         base = seg_sum + pseudo_header_sum(self.srcip, self.dstip, IPPROTO_UDP, ulen)
         headers = []
         for sport in rng.sample(self._SPORTS, self.flows):
