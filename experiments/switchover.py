@@ -141,11 +141,12 @@ def switchover(net, topo, package, config, delay=0.0):
         # T2: the controller moves the traffic; the new NF, holding what it receives,
         # takes the active role once the old one has stopped receiving and the new one
         # has everything the old one did.  Whatever goes wrong after the move, the new
-        # NF is promoted: the traffic is already on it.
+        # NF is promoted: the traffic is already on it.  (A move that fails leaves
+        # the traffic on the old active, which stays the active.)
         rec["t_stop_mono"] = t_stop
         rx0 = wait_in_sync(ctl[old])["rx_frames"]
+        rec["move"] = move = move_to(port, new)
         try:
-            rec["move"] = move = move_to(port, new)
             moved = replication(ctl[old]) or {}
             st, went_quiet = wait_quiet(ctl[old], move["t_end_mono"])
             rec["sync_after_move"] = wait_in_sync(ctl[old])

@@ -94,16 +94,21 @@ def test_held_frames_wait_in_the_queue_and_come_in_order_on_release(wire):
     assert not r.holding and r.hold_since is None
 
 
-def test_a_source_registered_while_holding_is_held_too(wire):
-    r, dev = wire
-    r.hold(True)
-    r.initialize()                              # FromDevice registers in initialize()
+def held_until_released(r, dev):
+    """A frame sent now stays unread until the hold is released, then is read."""
     dev.send(frames(1)[0])
     turns(r)
     assert Keep.seen == []
     r.hold(False)
     turns(r)
     assert len(Keep.seen) == 1
+
+
+def test_a_source_registered_while_holding_is_held_too(wire):
+    r, dev = wire
+    r.hold(True)
+    r.initialize()                              # FromDevice registers in initialize()
+    held_until_released(r, dev)
 
 
 def test_holding_twice_or_releasing_twice_changes_nothing(wire):
@@ -126,12 +131,7 @@ def test_an_element_suspended_while_held_resumes_into_the_hold(wire):
     src = r.elements["src"]
     r.suspend(src)
     r.resume(src)
-    dev.send(frames(1)[0])
-    turns(r)
-    assert Keep.seen == []
-    r.hold(False)
-    turns(r)
-    assert len(Keep.seen) == 1
+    held_until_released(r, dev)
 
 
 def test_other_readers_and_tasks_keep_running(wire):
