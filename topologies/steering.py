@@ -400,8 +400,10 @@ class NFSteering(BaseApp):
                           move_ms=(t1 - t0) * 1000.0, t_start_mono=t0, t_end_mono=t1,
                           switches=sorted(d for d, _ in waits), late=late)
             record["from"] = before
-            with self._lock:
+            with self._lock:             # the status shows a failover with its move
                 self.moves.append(record)
+                if reason == "failover":
+                    self.failovers += 1
                 self.health["failures"] = 0
         LOG.info("moved %s -> %s (%s) in %.3f ms", before, to, reason, record["move_ms"])
         if late:
@@ -467,7 +469,6 @@ class NFSteering(BaseApp):
         record = self.move(standby, reason="failover", expect=active, failures=h["failures"],
                            error=error, t_detect_mono=time.monotonic())
         if record is not None:
-            self.failovers += 1
             record["promoted"] = self.promote(standby)
 
     def promote(self, nf):
