@@ -11,8 +11,9 @@ It runs outside the NFs, because it is the SDN controller that moves the traffic
   switch, answered after the barriers; the old NF's output stays accepted, so what it
   still holds is delivered).  The standby holds what it receives (a standby's packet
   sources are held, nf/router.py), so no packet meets it before it has the old active's
-  last changes: the driver waits until the old active has received nothing for
-  ``QUIET`` s (the frames that were in flight at the move have arrived there), then
+  last changes: the driver waits until the old active has read nothing for ``QUIET``
+  s and has nothing queued (the frames that were in flight at the move have arrived
+  there and been handled), then
   until the new one has acknowledged everything the old one journaled, and only then
   promotes the new one, which handles the held frames in order.  The record keeps what
   proves it: the frames the old active received after the controller's barriers, and
@@ -64,9 +65,10 @@ def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005):
 
 
 def wait_quiet(control, since, quiet=QUIET, timeout=QUIET_TIMEOUT, poll=0.001):
-    """Block until the NF at ``control`` has received no frame for ``quiet`` s after
-    clock time ``since`` (CLOCK_MONOTONIC, as the NF's); returns (its last replication
-    status, whether it went quiet within ``timeout`` s)."""
+    """Block until the NF at ``control`` has read no frame for ``quiet`` s after clock
+    time ``since`` (CLOCK_MONOTONIC, as the NF's) and has none waiting unread (a loop
+    busy with a long batch reads nothing for a while, yet has frames queued); returns
+    (its last replication status, whether it went quiet within ``timeout`` s)."""
     deadline = time.monotonic() + timeout
     st = None
     while True:
@@ -74,7 +76,7 @@ def wait_quiet(control, since, quiet=QUIET, timeout=QUIET_TIMEOUT, poll=0.001):
         now = time.monotonic()
         if st is not None:
             last = max(since, st.get("last_rx_mono") or since)
-            if now - last >= quiet:
+            if now - last >= quiet and not st.get("rx_pending"):
                 return st, True
         if now >= deadline:
             return st, False

@@ -89,6 +89,15 @@ def rx_drops(sock):
     return drops
 
 
+def rx_pending(sock):
+    """Bytes of the next frame waiting in ``sock``'s receive queue (0: none).  For a
+    packet socket SIOCINQ (FIONREAD) gives the length of the first queued frame."""
+    import fcntl
+    import termios
+    buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return struct.unpack("i", buf)[0]
+
+
 # -- batched I/O ------------------------------------------------------------------------
 
 MSG_DONTWAIT = 0x40

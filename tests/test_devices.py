@@ -76,6 +76,25 @@ def test_todevice_to_fromdevice_byte_for_byte(veth):
         tx.cleanup()
 
 
+def test_fromdevice_tells_a_frame_waiting_unread_and_when_it_last_read(veth):
+    """What a switchover asks of the old active: is a frame still queued, when was the
+    last one read (FromDevice.pending, last_rx)."""
+    rx = make("FromDevice", "b0")
+    tx = make("ToDevice", "a0")
+    try:
+        assert not rx.pending() and rx.last_rx is None
+        tx.push(0, packets([FRAME]))
+        deadline = time.time() + 3
+        while not rx.pending() and time.time() < deadline:
+            time.sleep(0.01)
+        assert rx.pending()
+        assert _drain(rx, 1) == [FRAME]
+        assert not rx.pending() and rx.last_rx is not None
+    finally:
+        rx.cleanup()
+        tx.cleanup()
+
+
 def test_fromdevice_ignores_outgoing(veth):
     rx = make("FromDevice", "a0")
     tx = make("ToDevice", "a0")

@@ -204,3 +204,22 @@ def test_the_hold_handler_through_the_control_socket(wire, tmp_path):
     dev.send(frames(1)[0])
     turns(r)
     assert Keep.seen == [] and r.holding
+
+
+def test_a_queued_frame_is_seen_by_rx_pending():
+    """nf.afpacket.rx_pending (FIONREAD: the next frame's length) on a datagram socket,
+    as on a packet socket: what tells a switchover the old NF still has frames queued."""
+    from nf.afpacket import rx_pending
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        assert rx_pending(b) == 0
+        a.send(b"x" * 60)
+        a.send(b"y" * 90)
+        assert rx_pending(b) == 60
+        b.recv(100)
+        assert rx_pending(b) == 90
+        b.recv(100)
+        assert rx_pending(b) == 0
+    finally:
+        a.close()
+        b.close()

@@ -97,6 +97,10 @@ class FromDevice(_Device):
         self._out[0](batch)
         return n
 
+    def pending(self):
+        """Whether a frame waits in the socket's queue, unread (a hold, a busy loop)."""
+        return self.sock is not None and afpacket.rx_pending(self.sock) > 0
+
     @read_handler("drops", "frames the kernel dropped for want of buffer space")
     def _h_drops(self):
         if self.sock is None:

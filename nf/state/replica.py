@@ -300,17 +300,20 @@ class Replication:
         }
 
     def _rx(self):
-        """Frames the packet sources brought in, and when the last one came (clock
-        time): a switchover watches the old active's to see when it has stopped
-        receiving."""
-        rx, last = 0, None
+        """Frames the packet sources brought in, when the last one was read (clock
+        time), and how many sources have a frame waiting unread: a switchover watches
+        the old active's to see when it has stopped receiving."""
+        rx, last, pending = 0, None, 0
         for e in self.router.elements.values():
             if e.PACKET_SOURCE:
                 rx += getattr(e, "count", 0)
                 t = getattr(e, "last_rx", None)
                 if t is not None and (last is None or t > last):
                     last = t
-        return {"rx_frames": rx, "last_rx_mono": last}
+                waiting = getattr(e, "pending", None)
+                if waiting is not None and waiting():
+                    pending += 1
+        return {"rx_frames": rx, "last_rx_mono": last, "rx_pending": pending}
 
     def _h_read(self):
         return json.dumps(self.status(), sort_keys=True)
