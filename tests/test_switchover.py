@@ -168,26 +168,25 @@ def test_switchover_of_a_firewall_pair_keeps_a_download_whole(tmp_path):
 
 def test_the_old_active_is_quiet_only_with_nothing_read_lately_and_nothing_queued(
         monkeypatch):
-    """wait_quiet (no root: the NF's status is played back): a frame read within the last
-    5 ms, or one still queued unread, means not yet."""
+    """wait_quiet (no root: the NF's status is played back): a frame read within the
+    quiet time (0.5 s here, so that a stalled test process cannot pass it), or one still
+    queued unread, means not yet."""
     from experiments import switchover as so
     t0 = time.monotonic() - 1.0                                      # a second ago
-    statuses = iter([
-        {"rx_frames": 10, "last_rx_mono": time.monotonic(), "rx_pending": 0},  # read now
-        {"rx_frames": 11, "last_rx_mono": t0, "rx_pending": 1},       # one queued, unread
-        {"rx_frames": 12, "last_rx_mono": t0, "rx_pending": 0},       # quiet
-    ])
     seen = []
 
     def replication(control):
-        st = next(statuses)
+        st = [{"rx_frames": 10, "last_rx_mono": time.monotonic(), "rx_pending": 0},  # now
+              {"rx_frames": 11, "last_rx_mono": t0, "rx_pending": 1},   # one queued, unread
+              {"rx_frames": 12, "last_rx_mono": t0, "rx_pending": 0},   # quiet
+              ][len(seen)]
         seen.append(st)
         return st
     monkeypatch.setattr(so, "replication", replication)
-    st, quiet = so.wait_quiet("nf1.sock", since=t0 - 1, poll=0.01)
+    st, quiet = so.wait_quiet("nf1.sock", since=t0 - 1, quiet=0.5, poll=0.01)
     assert quiet and st["rx_frames"] == 12 and len(seen) == 3
 
     monkeypatch.setattr(so, "replication", lambda control: {
         "rx_frames": 1, "last_rx_mono": t0, "rx_pending": 1})
-    st, quiet = so.wait_quiet("nf1.sock", since=t0 - 1, timeout=0.05, poll=0.01)
+    st, quiet = so.wait_quiet("nf1.sock", since=t0 - 1, quiet=0.5, timeout=0.05, poll=0.01)
     assert not quiet and st["rx_pending"] == 1
