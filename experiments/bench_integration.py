@@ -301,12 +301,14 @@ def run_switchover(base, pkg, n, trial):
             before = replication(old.sock)
             t0 = now()
             with new:
-                rec["sync_T1"] = watched([old, new], wait_in_sync, old.sock, before,
-                                         timeout=UPGRADE_TIMEOUT)
+                # Checked on every poll, in this thread: a wait never outlives its run.
+                alive = lambda: (old.check_alive(), new.check_alive())   # noqa: E731
+                rec["sync_T1"] = wait_in_sync(old.sock, before, timeout=UPGRADE_TIMEOUT,
+                                              check=alive)
                 t1 = now()
                 with ControlClient(old.sock, timeout=5.0) as c:
                     c.write("hold", "true")
-                watched([old, new], wait_in_sync, old.sock, timeout=UPGRADE_TIMEOUT)
+                wait_in_sync(old.sock, timeout=UPGRADE_TIMEOUT, check=alive)
                 set_role(new.sock, "active")
                 t2 = now()
                 rec.update(T1_ms=round((t1 - t0) * 1000, 3), T2_ms=round((t2 - t1) * 1000, 3),

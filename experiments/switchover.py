@@ -48,15 +48,18 @@ def replication(control):
         return None
 
 
-def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005):
+def wait_in_sync(control, after=None, timeout=SYNC_TIMEOUT, poll=0.005, check=None):
     """Block until the NF at ``control`` (active) reports its replica in sync, on a
     connection newer than status ``after`` (so a stale in_sync of the connection to a peer
     that was just restarted does not count); returns the last status.  Raises
-    RuntimeError after ``timeout`` s, with that status."""
+    RuntimeError after ``timeout`` s, with that status.  ``check``, if given, is called
+    before every poll: what it raises (say, an NF process found dead) ends the wait."""
     deadline = time.monotonic() + timeout
     seen = (after or {}).get("connections", -1)
     st = None
     while time.monotonic() < deadline:
+        if check:
+            check()
         st = replication(control)
         if st and st.get("in_sync") and st.get("connections", 0) > seen:
             return st

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -257,7 +258,10 @@ def test_switchover_whose_new_version_cannot_start_is_a_failed_row(tmp_path):
     bad = tmp_path / "new.click"
     bad.write_text(bi.base_config() + "oops :: NoSuchElement;\n")
     (tmp_path / "elements").mkdir()
+    threads = set(threading.enumerate())
     row = bi.run_once(str(base), {"to": str(bad), "elements": str(tmp_path / "elements")},
                       "switchover", 1, 1)
     assert row["outcome"] == "error" and row["integration_ms"] is None
     assert "exited" in row["reason"] and "NoSuchElement" in row["reason"], row["reason"]
+    # nothing of the failed run goes on polling the (stopped) old NF for the sync
+    assert set(threading.enumerate()) <= threads, threading.enumerate()
