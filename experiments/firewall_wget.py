@@ -53,7 +53,8 @@ def firewall_wget(ctx):
 def _batch(ctx, strategy, trial, files, upgrade_at):
     tag = "%s-t%d" % (strategy, trial)
     results = [None] * files
-    with Testbed(bw_mbit=LINK_MBIT, nf="firewall", pair=strategy == "switchover") as tb:
+    with Testbed(bw_mbit=LINK_MBIT, nf="firewall", pair=strategy == "switchover",
+                 record=os.path.join(ctx.raw, "%s.topology.json" % tag)) as tb:
         tb.serve(FILE_BYTES)
         client = tb.host(tb.topo.clients[0])
 

@@ -183,12 +183,7 @@ class Trial:
                 "package": os.path.relpath(PACKAGES[self.scenario], ROOT),
                 "injected_delay_s": ABORT_DELAY_S if self.scenario == "abort" else 0.0,
                 "load": self.load,
-                "topology": {"name": "ite", "clients": len(topo.clients),
-                             "servers": len(topo.servers), "switch": "lxbr",
-                             "bw_mbit": None, "nf": "nat", "config": "configs/nat.click",
-                             "description": "%d clients -- Linux bridge -- NF (NAT, userspace, "
-                             "AF_PACKET) -- Linux bridge -- %d servers; veth links, "
-                             "unshaped" % (len(topo.clients), len(topo.servers))},
+                "topology": topo.describe(),
                 "nf_pid": self.tb.active_nf().nfproc.pid}
 
     def _save_meta(self):

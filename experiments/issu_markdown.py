@@ -91,18 +91,31 @@ def _md_dut(d):
             "- run started %s" % (d["started"] or "at an unknown date"), ""]
 
 
-def _md_topology(t):
+def _md_topologies(topos):
+    out = ["## Topology", ""]
+    if not topos:
+        return out + ["unknown: no trial.json recorded the network.", ""]
+    for t in topos:
+        out += _md_topology(t, len(topos) > 1)
+    return out
+
+
+def _md_topology(t, several):
     clients = sorted({p["client"] for p in t.get("pairs", []) if p.get("client")})
     servers = sorted({p["server"] for p in t.get("pairs", []) if p.get("server")})
     sw = t.get("switch") or "switch"
     left = ", ".join(clients) or "%s clients" % t.get("clients", "?")
     right = ", ".join(servers) or "%s servers" % t.get("servers", "?")
-    nf = "[ NF: %s ]" % (t.get("nf") or "?")
+    nodes = t.get("nf_nodes") or []
+    nf = "[ NF: %s%s ]" % (t.get("nf") or "?", ", pair %s" % " + ".join(nodes)
+                           if len(nodes) > 1 else "")
     line = "%s --veth-- (%s) --veth-- %s --veth-- (%s) --veth-- %s" % (left, sw, nf, sw, right)
     pad = len(left) + len(" --veth-- (%s) --veth-- " % sw)
-    out = ["## Topology", "", "%s (%s)" % (t.get("name") or "unknown topology",
-                                           t.get("description") or "no description"), "",
-           "```", line, "%-*s%s" % (pad, "clients (inside)", "device under test"), "```", ""]
+    name = t.get("name") or "unknown topology"
+    out = ["### %s: %s" % (name, ", ".join(t.get("strategies") or ["?"])), ""] \
+        if several else []
+    out += ["%s (%s)" % (name, t.get("description") or "no description"), "",
+            "```", line, "%-*s%s" % (pad, "clients (inside)", "device under test"), "```", ""]
     if t.get("pairs"):
         out += _md_table(["kind", "index", "client", "server", "src", "dst", "dport"],
                          [[p.get(k) for k in ("kind", "index", "client", "server", "src", "dst",
@@ -237,7 +250,7 @@ def render_markdown(report):
     out.append("")
     out += _md_in_flight(report)
     out += _md_dut(report["dut"])
-    out += _md_topology(report["topology"])
+    out += _md_topologies(report["topologies"])
     out += _md_load(report["load"], report)
     out += _md_pre(report)
     out += _md_post(report)

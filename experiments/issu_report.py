@@ -718,6 +718,25 @@ def _trial_infos(raw, tags):
     return [_Trial(os.path.join(raw, t)).json("trial.json") or {} for t in tags]
 
 
+def topologies(infos):
+    """The networks the trials ran on (a switchover trial runs on the sdn pair, the others
+    on ite), each once, with the strategies that ran on it and its first trial's pairs."""
+    out = []
+    for i in infos:
+        t = i.get("topology")
+        if not isinstance(t, dict):
+            continue
+        seen = next((o for o in out if {k: v for k, v in o.items()
+                                        if k not in ("strategies", "pairs")} == t), None)
+        if seen is None:
+            pairs = i.get("pairs") if isinstance(i.get("pairs"), list) else []
+            seen = dict(t, strategies=[], pairs=[p for p in pairs if isinstance(p, dict)])
+            out.append(seen)
+        if i.get("strategy") and i["strategy"] not in seen["strategies"]:
+            seen["strategies"].append(i["strategy"])
+    return out
+
+
 def load_model(infos):
     """The load of the first trial that recorded it, and whether others differ."""
     loads = [i["load"] for i in infos if isinstance(i.get("load"), dict)]
@@ -826,8 +845,8 @@ def build_report(run_dir):
                     key=lambda m: (_group_key(m), m["trial"] or 0))
     infos = _trial_infos(raw, tags)
     load = load_model(infos)
-    topo = next((i["topology"] for i in infos if isinstance(i.get("topology"), dict)), {})
-    pairs = next((i["pairs"] for i in infos if isinstance(i.get("pairs"), list)), [])
+    topos = topologies(infos)
+    topo = topos[0] if topos else {}
     rows = table(trials)
     return {
         "run_dir": os.path.abspath(run_dir), "sources": SOURCES,
@@ -836,7 +855,7 @@ def build_report(run_dir):
         "parameters": [{"parameter": p, "value": v}
                        for p, v in parameters(load, topo, rows, len(trials))],
         "dut": _dut(prov, topo, trials),
-        "topology": dict(topo, pairs=[p for p in pairs if isinstance(p, dict)]),
+        "topologies": topos,
         "load": load,
         "trials": trials,
         "abort_rollback": [m for m in trials if m["scenario"] in ("abort", "rollback")],

@@ -30,11 +30,12 @@ PORT = 8000
 class Testbed:
     """``pair=True``: the ``sdn`` topology with an active/standby NF pair, replicating,
     steered by the controller (the ``switchover`` strategy's network); ``control`` is
-    then the active NF's socket at the start (nf1)."""
+    then the active NF's socket at the start (nf1).  ``record``: a path where the network's
+    description (``topo.describe()``) is saved once it is up, beside the trial's raw data."""
 
-    def __init__(self, bw_mbit=None, nf="nat", clients=1, servers=1, pair=False):
+    def __init__(self, bw_mbit=None, nf="nat", clients=1, servers=1, pair=False, record=None):
         self.bw, self.nf, self.nclients, self.nservers = bw_mbit, nf, clients, servers
-        self.pair = pair
+        self.pair, self.record = pair, record
         self.procs = []
 
     def __enter__(self):
@@ -60,6 +61,9 @@ class Testbed:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
         self.topo = topo
+        if self.record:
+            with open(self.record, "w") as f:
+                json.dump(topo.describe(), f, indent=1)
         return self
 
     def __exit__(self, *exc):

@@ -52,7 +52,8 @@ def one_transfer(ctx, strategy, point, delay, size, bw_mbit, tag, direction):
     ``point`` % -> the client's summary."""
     from experiments.testbed import Testbed
     trace = os.path.join(ctx.raw, "%s.trace.jsonl" % tag)
-    with Testbed(bw_mbit=bw_mbit, pair=strategy == "switchover") as tb:
+    with Testbed(bw_mbit=bw_mbit, pair=strategy == "switchover",
+                 record=os.path.join(ctx.raw, "%s.topology.json" % tag)) as tb:
         tb.serve(size)
         client = tb.transfer(trace, size, direction,
                              announce=(point,) if strategy != "none" else ())

@@ -231,6 +231,22 @@ def test_switchover_frames_in_flight_are_reported_per_trial(run):
     assert "| %s | 31 | 5 | 3.72 | 10.1 | yes |" % CLICKUP in text, text
 
 
+def test_each_network_the_trials_ran_on_is_described_with_its_strategies(run):
+    raw = os.path.join(run, "raw")
+    text = render_markdown(ir.build_report(run))
+    assert "## Topology\n\nite (5 clients -- Linux bridge" in text      # one network: no sub-heads
+    pair = {"name": "sdn", "clients": 5, "servers": 4, "switch": "ovs", "bw_mbit": None,
+            "nf": "nat", "config": "configs/nat.click", "nf_nodes": ["nf1", "nf2"],
+            "description": "5 clients -- Open vSwitch -- NF pair -- Open vSwitch -- 4 servers"}
+    edit_json(os.path.join(raw, CLICKUP, "trial.json"), lambda d: d.update(topology=pair))
+    report = ir.build_report(run)
+    assert [(t["name"], t["strategies"]) for t in report["topologies"]] == \
+        [("ite", ["clickup", "native"]), ("sdn", ["clickup"])]
+    text = render_markdown(report)
+    assert "### ite: clickup, native\n" in text and "### sdn: clickup\n" in text
+    assert "[ NF: nat, pair nf1 + nf2 ]" in text
+
+
 def test_table_aggregates_each_strategy_and_scenario(run):
     raw = os.path.join(run, "raw")
     shutil.copytree(os.path.join(raw, CLICKUP), os.path.join(raw, "clickup-upgrade-t2"))

@@ -85,6 +85,22 @@ def test_sdn_always_uses_switches():
         sdn.SDN(switch="direct")
 
 
+def test_describe_states_the_network_a_run_records():
+    t = ite.ITE(clients=3, servers=2, nf="nat", bw=46.3, tag="ab").describe()
+    assert (t["name"], t["clients"], t["servers"], t["switch"]) == ("ite", 3, 2, "lxbr")
+    assert (t["nf"], t["config"], t["nf_nodes"], t["bw_mbit"]) == \
+        ("nat", "configs/nat.click", ["nf"], 46.3)
+    assert t["description"] == ("3 clients -- Linux bridge -- NF (nat, userspace, AF_PACKET) "
+                                "-- Linux bridge -- 2 servers; veth links, htb-shaped to "
+                                "46.3 Mbit/s")
+    assert ite.ITE(nf="firewall").describe()["switch"] == "direct"
+    p = sdn.SDN(clients=4, servers=3, tag="x", pair=True, replicate=True).describe()
+    assert (p["name"], p["switch"], p["nf_nodes"]) == ("sdn", "ovs", ["nf1", "nf2"])
+    assert "NF pair (nat, nf1 active / nf2 standby, replicating" in p["description"]
+    assert "Open vSwitch (userspace datapath)" in p["description"]
+    assert sdn.SDN(tag="x").describe()["nf_nodes"] == ["nf"]
+
+
 # -- ite -------------------------------------------------------------------------------------------
 
 @root

@@ -103,9 +103,12 @@ class ITE(Topo):
     """clients -- NF -- servers; see the module docstring for the parameters."""
 
     # switch kind -> (Mininet class, extra switch parameters)
+    NAME = "ite"
     SWITCHES = {"lxbr": (LinuxBridge, {})}
     DEFAULT_SWITCH = "lxbr"
     DIRECT = True                       # a one-host side may be a direct link
+    # what describe() calls each switch kind
+    SWITCH_TEXT = {"lxbr": "Linux bridge", "direct": "direct link"}
 
     def build(self, clients=1, servers=1, nf="nat", bw=None, switch="auto", tag="",
               config=None, defines=None, control=None):
@@ -132,6 +135,7 @@ class ITE(Topo):
 
         # The NF runs from the project's directory: make a relative config path absolute.
         nfconfig = os.path.abspath(config) if config else NFS[nf]
+        self.nfconfig, self.switch_kinds = nfconfig, []
         self.addHost(self.nf_name, cls=NFNode, ip=None, nfconfig=nfconfig,
                      defines=dict(self.nf_defines(), **(defines or {})), control=control)
         for name in self.clients + self.servers:
@@ -142,6 +146,7 @@ class ITE(Topo):
     def _side(self, hosts, nf_port, index, switch):
         """Connect one side's hosts to NF port ``nf_port``, directly or through switch ``index``."""
         kind = self._kind(switch, len(hosts))
+        self.switch_kinds.append(kind)
         if kind == "direct":
             self.addLink(hosts[0], self.nf_name, port2=nf_port, **self.linkopts)
             return
@@ -162,6 +167,23 @@ class ITE(Topo):
             raise ValueError("switch=direct links one host per side; this side has %d "
                              "(use switch=auto or a bridge)" % nhosts)
         return switch
+
+    def describe(self):
+        """This network as a run's records state it (trial.json, the ISSU report's
+        Topology section): names, counts, switch kind, shaping, the NF and its config."""
+        kinds = sorted(set(self.switch_kinds))
+        sw = " / ".join(self.SWITCH_TEXT.get(k, k) for k in kinds)
+        config = os.path.relpath(self.nfconfig, _ROOT) \
+            if self.nfconfig.startswith(_ROOT + os.sep) else self.nfconfig
+        return {"name": self.NAME, "clients": len(self.clients), "servers": len(self.servers),
+                "switch": "+".join(kinds), "bw_mbit": self.bw, "nf": self.nf,
+                "config": config, "nf_nodes": [self.nf_name],
+                "description": "%d clients -- %s -- %s -- %s -- %d servers; veth links, %s"
+                % (len(self.clients), sw, self.describe_nf(), sw, len(self.servers),
+                   "htb-shaped to %g Mbit/s" % self.bw if self.bw else "unshaped")}
+
+    def describe_nf(self):
+        return "NF (%s, userspace, AF_PACKET)" % self.nf
 
     # -- addressing --------------------------------------------------------------------------
     def host_ip(self, name):

@@ -259,9 +259,11 @@ class SDN(ite.ITE):
     """``ITE`` with a userspace Open vSwitch on each side (``switch`` may only be
     'auto' or 'ovs'); ``pair=True``: the NF slot holds nf1 and nf2 (module doc)."""
 
+    NAME = "sdn"
     SWITCHES = {"ovs": (UserOVSSwitch, {})}
     DEFAULT_SWITCH = "ovs"
     DIRECT = False
+    SWITCH_TEXT = {"ovs": "Open vSwitch (userspace datapath)"}
 
     def build(self, pair=False, replicate=False, **params):
         """``ITE.build``'s parameters, plus ``pair`` (the NF pair) and ``replicate`` (start
@@ -297,7 +299,9 @@ class SDN(ite.ITE):
         to the hosts."""
         if not self.pair:
             return super()._side(hosts, nf_port, index, switch)
-        cls, extra = self.SWITCHES[self._kind(switch, len(hosts))]
+        kind = self._kind(switch, len(hosts))
+        self.switch_kinds.append(kind)
+        cls, extra = self.SWITCHES[kind]
         sw = self.addSwitch("%ss%d" % (self.tag, index), cls=cls, dpid="%016x" % index,
                             **extra)
         # A NAT answers for its addresses, so both carry its MACs; a firewall has none.
@@ -307,6 +311,16 @@ class SDN(ite.ITE):
         for h in hosts:
             self.addLink(h, sw, **self.linkopts)
         return None
+
+    def describe(self):
+        return dict(super().describe(), nf_nodes=list(self.nf_names),
+                    controller="os-ken app (topologies/steering.py)")
+
+    def describe_nf(self):
+        if not self.pair:
+            return super().describe_nf()
+        return "NF pair (%s, %s active / %s standby%s; steered by the os-ken app)" % (
+            self.nf, PAIR[0], PAIR[1], ", replicating" if self.replicate else "")
 
     def nf_paths(self, nf):
         """NF ``nf``'s control socket and replication listen path (unique per tag and
