@@ -93,7 +93,9 @@ def test_describe_states_the_network_a_run_records():
     assert t["description"] == ("3 clients -- Linux bridge -- NF (nat, userspace, AF_PACKET) "
                                 "-- Linux bridge -- 2 servers; veth links, htb-shaped to "
                                 "46.3 Mbit/s")
-    assert ite.ITE(nf="firewall").describe()["switch"] == "direct"
+    fw = ite.ITE(nf="firewall").describe()
+    assert fw["switch"] == "direct" and fw["description"].startswith(
+        "1 client -- direct link -- NF (firewall, ")
     p = sdn.SDN(clients=4, servers=3, tag="x", pair=True, replicate=True).describe()
     assert (p["name"], p["switch"], p["nf_nodes"]) == ("sdn", "ovs", ["nf1", "nf2"])
     assert "NF pair (nat, nf1 active / nf2 standby, replicating" in p["description"]

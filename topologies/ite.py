@@ -178,8 +178,9 @@ class ITE(Topo):
         return {"name": self.NAME, "clients": len(self.clients), "servers": len(self.servers),
                 "switch": "+".join(kinds), "bw_mbit": self.bw, "nf": self.nf,
                 "config": config, "nf_nodes": [self.nf_name],
-                "description": "%d clients -- %s -- %s -- %s -- %d servers; veth links, %s"
-                % (len(self.clients), sw, self.describe_nf(), sw, len(self.servers),
+                "description": "%s -- %s -- %s -- %s -- %s; veth links, %s"
+                % (_count(self.clients, "client"), sw, self.describe_nf(), sw,
+                   _count(self.servers, "server"),
                    "htb-shaped to %g Mbit/s" % self.bw if self.bw else "unshaped")}
 
     def describe_nf(self):
@@ -210,6 +211,10 @@ class ITE(Topo):
         if self.nf == "nat":
             d.update(in_ip=NF_IN_IP, in_net=INSIDE_NET, out_ip=NF_OUT_IP, out_net=OUTSIDE_NET)
         return d
+
+
+def _count(names, what):
+    return "%d %s%s" % (len(names), what, "" if len(names) == 1 else "s")
 
 
 # -- running a network ---------------------------------------------------------------------------
