@@ -177,13 +177,12 @@ class Trial:
 
     # -- the trial's description --------------------------------------------------------------
     def _meta(self):
-        topo = self.tb.topo
         return {"strategy": self.strategy, "scenario": self.scenario, "trial": self.trial,
                 "expected_outcome": EXPECTED[self.scenario],
                 "package": os.path.relpath(PACKAGES[self.scenario], ROOT),
                 "injected_delay_s": ABORT_DELAY_S if self.scenario == "abort" else 0.0,
                 "load": self.load,
-                "topology": topo.describe(),
+                "topology": self.tb.topo.describe(),
                 "nf_pid": self.tb.active_nf().nfproc.pid}
 
     def _save_meta(self):

@@ -721,20 +721,17 @@ def _trial_infos(raw, tags):
 def topologies(infos):
     """The networks the trials ran on (a switchover trial runs on the sdn pair, the others
     on ite), each once, with the strategies that ran on it and its first trial's pairs."""
-    out = []
+    seen = {}                       # the description, as canonical JSON -> its entry
     for i in infos:
         t = i.get("topology")
         if not isinstance(t, dict):
             continue
-        seen = next((o for o in out if {k: v for k, v in o.items()
-                                        if k not in ("strategies", "pairs")} == t), None)
-        if seen is None:
-            pairs = i.get("pairs") if isinstance(i.get("pairs"), list) else []
-            seen = dict(t, strategies=[], pairs=[p for p in pairs if isinstance(p, dict)])
-            out.append(seen)
-        if i.get("strategy") and i["strategy"] not in seen["strategies"]:
-            seen["strategies"].append(i["strategy"])
-    return out
+        pairs = i.get("pairs") if isinstance(i.get("pairs"), list) else []
+        entry = seen.setdefault(json.dumps(t, sort_keys=True), dict(
+            t, strategies=[], pairs=[p for p in pairs if isinstance(p, dict)]))
+        if i.get("strategy") and i["strategy"] not in entry["strategies"]:
+            entry["strategies"].append(i["strategy"])
+    return list(seen.values())
 
 
 def load_model(infos):

@@ -131,11 +131,11 @@ class ITE(Topo):
         self.clients = ["h%d" % i for i in range(1, clients + 1)]
         self.servers = ["srv%d" % j for j in range(1, servers + 1)]
         self.nf_name = "nf"
+        self.nf_names = [self.nf_name]      # the NF nodes (sdn's pair: nf1 and nf2)
         self.linkopts = {"cls": ShapedLink, "bw": bw} if bw else {"cls": Link}
 
         # The NF runs from the project's directory: make a relative config path absolute.
         nfconfig = os.path.abspath(config) if config else NFS[nf]
-        self.nfconfig, self.switch_kinds = nfconfig, []
         self.addHost(self.nf_name, cls=NFNode, ip=None, nfconfig=nfconfig,
                      defines=dict(self.nf_defines(), **(defines or {})), control=control)
         for name in self.clients + self.servers:
@@ -146,7 +146,6 @@ class ITE(Topo):
     def _side(self, hosts, nf_port, index, switch):
         """Connect one side's hosts to NF port ``nf_port``, directly or through switch ``index``."""
         kind = self._kind(switch, len(hosts))
-        self.switch_kinds.append(kind)
         if kind == "direct":
             self.addLink(hosts[0], self.nf_name, port2=nf_port, **self.linkopts)
             return
@@ -171,13 +170,17 @@ class ITE(Topo):
     def describe(self):
         """This network as a run's records state it (trial.json, the ISSU report's
         Topology section): names, counts, switch kind, shaping, the NF and its config."""
-        kinds = sorted(set(self.switch_kinds))
+        # Read off the built graph: each switch's class, and a side without one is direct.
+        kinds = {k for sw in self.switches() for k, (cls, _) in self.SWITCHES.items()
+                 if self.nodeInfo(sw)["cls"] is cls}
+        kinds = sorted(kinds | ({"direct"} if len(self.switches()) < 2 else set()))
         sw = " / ".join(self.SWITCH_TEXT.get(k, k) for k in kinds)
-        config = os.path.relpath(self.nfconfig, _ROOT) \
-            if self.nfconfig.startswith(_ROOT + os.sep) else self.nfconfig
+        nfconfig = self.nodeInfo(self.nf_names[0])["nfconfig"]
+        config = os.path.relpath(nfconfig, _ROOT) \
+            if nfconfig.startswith(_ROOT + os.sep) else nfconfig
         return {"name": self.NAME, "clients": len(self.clients), "servers": len(self.servers),
                 "switch": "+".join(kinds), "bw_mbit": self.bw, "nf": self.nf,
-                "config": config, "nf_nodes": [self.nf_name],
+                "config": config, "nf_nodes": list(self.nf_names),
                 "description": "%s -- %s -- %s -- %s -- %s; veth links, %s"
                 % (_count(self.clients, "client"), sw, self.describe_nf(), sw,
                    _count(self.servers, "server"),

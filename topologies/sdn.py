@@ -277,8 +277,8 @@ class SDN(ite.ITE):
             raise ValueError("control= names the single NF's socket; with pair=True each NF "
                              "has its own (SDN.nf_paths)")
         super().build(**params)
-        self.nf_names = list(PAIR) if self.pair else [self.nf_name]
         if self.pair:
+            self.nf_names = list(PAIR)
             self.steering = self.steering_config()
         _last_steering[0] = self.steering
 
@@ -299,9 +299,7 @@ class SDN(ite.ITE):
         to the hosts."""
         if not self.pair:
             return super()._side(hosts, nf_port, index, switch)
-        kind = self._kind(switch, len(hosts))
-        self.switch_kinds.append(kind)
-        cls, extra = self.SWITCHES[kind]
+        cls, extra = self.SWITCHES[self._kind(switch, len(hosts))]
         sw = self.addSwitch("%ss%d" % (self.tag, index), cls=cls, dpid="%016x" % index,
                             **extra)
         # A NAT answers for its addresses, so both carry its MACs; a firewall has none.
@@ -313,8 +311,7 @@ class SDN(ite.ITE):
         return None
 
     def describe(self):
-        return dict(super().describe(), nf_nodes=list(self.nf_names),
-                    controller="os-ken app (topologies/steering.py)")
+        return dict(super().describe(), controller="os-ken app (topologies/steering.py)")
 
     def describe_nf(self):
         if not self.pair:
